@@ -1,0 +1,1 @@
+void csupport_link_anchor(void) {}

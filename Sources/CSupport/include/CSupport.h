@@ -1,0 +1,40 @@
+#ifndef CSUPPORT_H
+#define CSUPPORT_H
+
+#include <stdint.h>
+#include <stdbool.h>
+
+// Page-table entries live in emulated physical memory that a driver thread
+// writes while an emulated IOMMU walks it from a device thread. Real hardware
+// sees each 64-bit entry as one indivisible access; these helpers give the
+// emulation the same guarantee and make the sharing visible to ThreadSanitizer.
+
+static inline uint64_t csupport_load64_acquire(const void *address) {
+    return __atomic_load_n((const uint64_t *)address, __ATOMIC_ACQUIRE);
+}
+
+static inline uint64_t csupport_load64_relaxed(const void *address) {
+    return __atomic_load_n((const uint64_t *)address, __ATOMIC_RELAXED);
+}
+
+static inline void csupport_store64_release(void *address, uint64_t value) {
+    __atomic_store_n((uint64_t *)address, value, __ATOMIC_RELEASE);
+}
+
+static inline uint32_t csupport_load32_acquire(const void *address) {
+    return __atomic_load_n((const uint32_t *)address, __ATOMIC_ACQUIRE);
+}
+
+static inline void csupport_store32_release(void *address, uint32_t value) {
+    __atomic_store_n((uint32_t *)address, value, __ATOMIC_RELEASE);
+}
+
+/// Installs `desired` only if the entry still holds `expected`; returns the
+/// value found, so the loser of a race learns the winner's table.
+static inline uint64_t csupport_cas64(void *address, uint64_t expected, uint64_t desired) {
+    __atomic_compare_exchange_n((uint64_t *)address, &expected, desired, false,
+                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    return expected;
+}
+
+#endif

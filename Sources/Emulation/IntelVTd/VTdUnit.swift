@@ -1,0 +1,160 @@
+import Synchronization
+
+/// An emulated Intel VT-d DMA-remapping hardware unit (a DRHD).
+///
+/// The driver programs it only as it would real hardware: through the
+/// register file (``readRegister(_:)``/``writeRegister(_:_:)``) and through the
+/// root, context and page tables and the invalidation queue that it writes
+/// into emulated memory. The unit reads those tables itself, caches context
+/// entries and translations, and keeps using a cached entry until the driver
+/// invalidates it.
+public final class VTdUnit: TranslationUnit, Sendable {
+    public let name: String
+    public let memory: PhysicalMemory
+    public let configuration: VTdUnitConfiguration
+    let state: Mutex<State>
+    private let faultInterrupt = Mutex<(@Sendable () -> Void)?>(nil)
+
+    struct CachedContext {
+        var present: Bool
+        var faultProcessingDisabled: Bool
+        var translationType: UInt64
+        var tableRoot: UInt64
+        var levels: Int
+        var domain: UInt32
+        var invalid: VTdFaultReasonCode?
+    }
+
+    struct State {
+        var globalStatus: UInt32 = 0
+        var rootTableAddress: UInt64 = 0
+        var activeRootTable: UInt64 = 0
+        var faultEventMasked = false
+        var queueBase: UInt64 = 0
+        var queueEntries: Int = 0
+        var queueHead: Int = 0
+        var queueTail: Int = 0
+        var queueError = false
+        var invalidationWaitComplete = false
+        var iotlbAddressRegister: UInt64 = 0
+        var iotlb: TranslationCache
+        var contexts: [UInt16: CachedContext] = [:]
+        var faults: VTdFaultRecorder
+        var statistics = VTdUnitStatistics()
+    }
+
+    public init(name: String, memory: PhysicalMemory, configuration: VTdUnitConfiguration = .init()) {
+        self.name = name
+        self.memory = memory
+        self.configuration = configuration
+        state = Mutex(State(iotlb: TranslationCache(sets: configuration.iotlbSets, ways: configuration.iotlbWays),
+                            faults: VTdFaultRecorder(count: configuration.faultRecordCount)))
+    }
+
+    /// Wires the unit's fault-event interrupt (the MSI it would send) to a handler.
+    public func connectFaultInterrupt(_ handler: (@Sendable () -> Void)?) {
+        faultInterrupt.withLock { $0 = handler }
+    }
+
+    public var statistics: VTdUnitStatistics { state.withLock { $0.statistics } }
+    public var iotlbOccupancy: Int { state.withLock { $0.iotlb.occupancy } }
+    public var isTranslationEnabled: Bool { state.withLock { $0.globalStatus & VTdGlobal.translationEnable != 0 } }
+
+    /// Reads a register. Unknown offsets read as zero, as reserved registers do.
+    public func readRegister(_ offset: Int) -> UInt64 {
+        state.withLock { state in
+            switch offset {
+            case VTdRegister.version: return 0x10
+            case VTdRegister.capability: return configuration.capabilityRegister
+            case VTdRegister.extendedCapability: return configuration.extendedCapabilityRegister
+            case VTdRegister.globalStatus: return UInt64(state.globalStatus)
+            case VTdRegister.rootTableAddress: return state.rootTableAddress
+            case VTdRegister.faultStatus:
+                var value: UInt32 = state.faults.overflowed ? VTdFaultStatus.primaryFaultOverflow : 0
+                if state.faults.pending { value |= VTdFaultStatus.primaryPendingFault }
+                if state.queueError { value |= VTdFaultStatus.invalidationQueueError }
+                value |= UInt32(state.faults.nextIndex) << 8
+                return UInt64(value)
+            case VTdRegister.faultEventControl: return state.faultEventMasked ? 1 << 31 : 0
+            case VTdRegister.invalidationQueueHead: return UInt64(state.queueHead) << 4
+            case VTdRegister.invalidationQueueTail: return UInt64(state.queueTail) << 4
+            case VTdRegister.invalidationCompletionStatus: return state.invalidationWaitComplete ? 1 : 0
+            case let record where record >= VTdRegister.faultRecordingBase
+                && record < VTdRegister.faultRecordingBase + 16 * state.faults.slots.count:
+                let slot = (record - VTdRegister.faultRecordingBase) / 16
+                guard let fault = state.faults.slots[slot] else { return 0 }
+                let image = fault.registerImage
+                return record % 16 == 0 ? image.low : image.high
+            default: return 0
+            }
+        }
+    }
+
+    /// Writes a register. Writes to read-only or unknown offsets are ignored.
+    public func writeRegister(_ offset: Int, _ value: UInt64) {
+        let raiseInterrupt: Bool = state.withLock { state in
+            switch offset {
+            case VTdRegister.globalCommand: globalCommand(UInt32(truncatingIfNeeded: value), &state)
+            case VTdRegister.rootTableAddress: state.rootTableAddress = value
+            case VTdRegister.contextCommand where value >> 63 == 1: contextCommand(value, &state)
+            case VTdRegister.faultStatus:
+                if value & UInt64(VTdFaultStatus.primaryFaultOverflow) != 0 { state.faults.clearOverflow() }
+                if value & UInt64(VTdFaultStatus.invalidationQueueError) != 0 { state.queueError = false }
+            case VTdRegister.faultEventControl:
+                let wasMasked = state.faultEventMasked
+                state.faultEventMasked = value >> 31 & 1 == 1
+                return wasMasked && !state.faultEventMasked && state.faults.pending
+            case VTdRegister.invalidationQueueAddress:
+                state.queueBase = value & ~0xFFF
+                state.queueEntries = 256 << Int(min(value & 7, 7))
+                state.queueHead = 0
+                state.queueTail = 0
+            case VTdRegister.invalidationQueueTail:
+                state.queueTail = Int((value >> 4) & 0x7FFF)
+                processInvalidationQueue(&state)
+            case VTdRegister.invalidationCompletionStatus where value & 1 == 1:
+                state.invalidationWaitComplete = false
+            case VTdRegister.iotlbRegistersBase: state.iotlbAddressRegister = value
+            case VTdRegister.iotlbRegistersBase + 8 where value >> 63 == 1:
+                registerIOTLBInvalidation(value, &state)
+            case let record where record >= VTdRegister.faultRecordingBase + 8
+                && record < VTdRegister.faultRecordingBase + 16 * state.faults.slots.count && record % 16 == 8:
+                if value >> 63 == 1 { state.faults.clear(slot: (record - VTdRegister.faultRecordingBase) / 16) }
+            default: break
+            }
+            return false
+        }
+        if raiseInterrupt { faultInterrupt.withLock { $0 }?() }
+    }
+
+    private func globalCommand(_ command: UInt32, _ state: inout State) {
+        if command & VTdGlobal.setRootTablePointer != 0 {
+            state.activeRootTable = state.rootTableAddress & ~0xFFF
+            state.contexts.removeAll(keepingCapacity: true)
+            state.globalStatus |= VTdGlobal.setRootTablePointer
+        }
+        state.globalStatus = command & VTdGlobal.translationEnable != 0
+            ? state.globalStatus | VTdGlobal.translationEnable : state.globalStatus & ~VTdGlobal.translationEnable
+        state.globalStatus = command & VTdGlobal.queuedInvalidationEnable != 0
+            ? state.globalStatus | VTdGlobal.queuedInvalidationEnable
+            : state.globalStatus & ~VTdGlobal.queuedInvalidationEnable
+    }
+
+    /// Records a fault unless the context disabled fault processing; returns
+    /// whether the fault-event interrupt must be raised.
+    func recordFault(_ record: VTdFaultRecord, suppressed: Bool, _ state: inout State) -> Bool {
+        if suppressed {
+            state.statistics.faultsSuppressed += 1
+            return false
+        }
+        let wasPending = state.faults.pending
+        guard state.faults.record(record) else {
+            state.statistics.faultsOverflowed += 1
+            return false
+        }
+        state.statistics.faultsRecorded += 1
+        return !wasPending && !state.faultEventMasked
+    }
+
+    func raiseFaultInterrupt() { faultInterrupt.withLock { $0 }?() }
+}

@@ -1,0 +1,174 @@
+import Emulation
+import IOPageTable
+import Synchronization
+
+/// A translation context that one or more groups of devices are attached to
+/// (Linux's struct iommu_domain).
+///
+/// The core owns the generic part: capability reporting, splitting a range
+/// into the largest pages alignment allows, rollback of a half-done map,
+/// gathering invalidations, fault handlers. Each driver subclasses it and
+/// overrides the page-level primitives for its own table format, which is
+/// where family-specific optimisations live.
+open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
+    public let kind: DomainKind
+    public let geometry: DomainGeometry
+    public let pageSizes: PageSizeSet
+    /// Unique among all domains in the process, for reports.
+    public let identifier: Int
+    /// The driver that made it.
+    public let driverName: String
+    private let faultHandler = Mutex<(@Sendable (IOMMUFault) -> Void)?>(nil)
+    private let faultCount = Atomic<UInt64>(0)
+    private static let nextIdentifier = Atomic<Int>(1)
+    /// Slot for the DMA layer's per-domain state (Linux's iova_cookie); the core never reads it.
+    public let dmaCookie = Mutex<(any Sendable & AnyObject)?>(nil)
+
+    public init(kind: DomainKind, geometry: DomainGeometry, pageSizes: PageSizeSet, driverName: String) {
+        self.kind = kind
+        self.geometry = geometry
+        self.pageSizes = pageSizes
+        self.driverName = driverName
+        identifier = Self.nextIdentifier.add(1, ordering: .relaxed).oldValue
+    }
+
+    // MARK: What a driver overrides
+
+    /// Maps exactly one page. The core has checked size support and alignment.
+    /// - Throws: ``IOMMUError/alreadyMapped(iova:)`` and other refusals; must change nothing when it throws.
+    open func mapPage(iova: UInt64, physical: UInt64, pageSize: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
+        throw .domainDoesNotTranslate(kind)
+    }
+
+    /// Unmaps the page at `iova`; returns the bytes unmapped (0 when nothing was mapped).
+    open func unmapPage(iova: UInt64, pageSize: UInt64) -> UInt64 { 0 }
+
+    /// What the domain's tables say about `iova`.
+    open func lookup(_ iova: UInt64) -> PageTableLookup? { nil }
+
+    /// Makes the hardware forget the gathered range (Linux's iotlb_sync).
+    open func flush(_ gather: IOTLBGather) {}
+
+    /// Makes the hardware forget every translation of this domain (flush_iotlb_all).
+    open func flushAll() {}
+
+    /// Frees the domain's tables. Called by the core when the domain is released.
+    open func destroy() {}
+
+    // MARK: The generic API
+
+    /// Maps `size` bytes at `iova` to `physical`, using the largest pages
+    /// that size and alignment allow. Either everything is mapped or nothing.
+    /// - Throws: ``IOMMUError/zeroSize``, ``IOMMUError/misaligned(iova:physical:size:granule:)``,
+    ///   ``IOMMUError/outsideAperture(iova:size:aperture:)``, ``IOMMUError/addressOverflow(iova:size:)``,
+    ///   ``IOMMUError/alreadyMapped(iova:)``, ``IOMMUError/domainDoesNotTranslate(_:)``,
+    ///   ``IOMMUError/pageTable(_:)``.
+    public final func map(iova: IOVirtualAddress, physical: PhysicalAddress, size: UInt64,
+                          permissions: AccessPermissions) throws(IOMMUError) {
+        guard kind.translates else { throw .domainDoesNotTranslate(kind) }
+        try validate(iova: iova.value, physical: physical.value, size: size)
+        var done: UInt64 = 0
+        while done < size {
+            let pageSize = pageSizes.largestPage(iova: iova.value + done, physical: physical.value + done,
+                                                 remaining: size - done)
+            do {
+                try mapPage(iova: iova.value + done, physical: physical.value + done, pageSize: pageSize,
+                            permissions: permissions)
+            } catch {
+                if done > 0 {
+                    var gather = IOTLBGather()
+                    unmapRange(iova: iova.value, size: done, gather: &gather)
+                    flush(gather)
+                }
+                throw error
+            }
+            done += pageSize
+        }
+    }
+
+    /// Unmaps `size` bytes at `iova`, gathering the invalidations to issue
+    /// into `gather`; returns the bytes unmapped, which stops early at the
+    /// first hole. The caller flushes (strict) or defers (lazy).
+    /// - Throws: ``IOMMUError/zeroSize``, ``IOMMUError/misaligned(iova:physical:size:granule:)``,
+    ///   ``IOMMUError/addressOverflow(iova:size:)``, ``IOMMUError/domainDoesNotTranslate(_:)``,
+    ///   ``IOMMUError/notMapped(iova:)`` when nothing is mapped at `iova`.
+    @discardableResult
+    public final func unmap(iova: IOVirtualAddress, size: UInt64, gather: inout IOTLBGather) throws(IOMMUError) -> UInt64 {
+        guard kind.translates else { throw .domainDoesNotTranslate(kind) }
+        let granule = pageSizes.smallest
+        guard size > 0 else { throw .zeroSize }
+        guard (iova.value | size) & (granule - 1) == 0 else {
+            throw .misaligned(iova: iova.value, physical: 0, size: size, granule: granule)
+        }
+        guard iova.value <= UInt64.max - (size - 1) else { throw .addressOverflow(iova: iova.value, size: size) }
+        let unmapped = unmapRange(iova: iova.value, size: size, gather: &gather)
+        guard unmapped > 0 else { throw .notMapped(iova: iova.value) }
+        return unmapped
+    }
+
+    /// Unmaps and flushes at once: the strict path.
+    /// - Throws: as ``unmap(iova:size:gather:)``.
+    @discardableResult
+    public final func unmap(iova: IOVirtualAddress, size: UInt64) throws(IOMMUError) -> UInt64 {
+        var gather = IOTLBGather()
+        let unmapped = try unmap(iova: iova, size: size, gather: &gather)
+        flush(gather)
+        return unmapped
+    }
+
+    /// The physical address `iova` translates to in this domain's tables, nil if unmapped.
+    public final func translate(_ iova: IOVirtualAddress) -> PhysicalAddress? {
+        switch kind {
+        case .identity: PhysicalAddress(iova.value)
+        case .blocked: nil
+        default: lookup(iova.value)?.physical
+        }
+    }
+
+    @discardableResult
+    private func unmapRange(iova: UInt64, size: UInt64, gather: inout IOTLBGather) -> UInt64 {
+        var done: UInt64 = 0
+        while done < size {
+            let pageSize = pageSizes.largestPage(iova: iova + done, physical: 0, remaining: size - done)
+            let unmapped = unmapPage(iova: iova + done, pageSize: pageSize)
+            guard unmapped > 0 else { break }
+            gather.add(iova: (iova + done) & ~(unmapped - 1), size: unmapped)
+            done += unmapped
+        }
+        return min(done, size)
+    }
+
+    private func validate(iova: UInt64, physical: UInt64, size: UInt64) throws(IOMMUError) {
+        let granule = pageSizes.smallest
+        guard size > 0 else { throw .zeroSize }
+        guard granule > 0, (iova | physical | size) & (granule - 1) == 0 else {
+            throw .misaligned(iova: iova, physical: physical, size: size, granule: granule)
+        }
+        guard iova <= UInt64.max - (size - 1), physical <= UInt64.max - (size - 1) else {
+            throw .addressOverflow(iova: iova, size: size)
+        }
+        if geometry.enforcesAperture {
+            let last = iova + (size - 1)
+            guard geometry.aperture.contains(iova), geometry.aperture.contains(last) else {
+                throw .outsideAperture(iova: iova, size: size, aperture: geometry.aperture)
+            }
+        }
+    }
+
+    // MARK: Faults
+
+    /// Installs (or with nil removes) the handler that receives this domain's faults.
+    public final func setFaultHandler(_ handler: (@Sendable (IOMMUFault) -> Void)?) {
+        faultHandler.withLock { $0 = handler }
+    }
+
+    /// Faults delivered to this domain so far.
+    public final var faultsDelivered: UInt64 { faultCount.load(ordering: .relaxed) }
+
+    final func deliver(_ fault: IOMMUFault) {
+        faultCount.add(1, ordering: .relaxed)
+        faultHandler.withLock { $0 }?(fault)
+    }
+
+    public var description: String { "\(driverName) \(kind) domain #\(identifier)" }
+}

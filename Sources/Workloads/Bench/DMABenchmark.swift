@@ -1,0 +1,92 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DMA
+import Emulation
+import IOMMUCore
+
+/// The counterpart of Linux's dma_map_benchmark: the cost of the hot paths
+/// through the whole stack on the default platform's NIC.
+public enum DMABenchmark {
+    public struct Options: Sendable {
+        public var iterations: Int
+        public var policies: [DefaultDomainPolicy.Invalidation]
+        public init(iterations: Int = 200_000, policies: [DefaultDomainPolicy.Invalidation] = [.strict, .lazy]) {
+            self.iterations = max(1, iterations)
+            self.policies = policies
+        }
+    }
+
+    public struct Result: Codable, Sendable, Hashable {
+        /// `map-unmap` (map + unmap of one 4 KiB page through the DMA API) or
+        /// `device-read` (a 64-byte device read whose translation hits the IOTLB).
+        public var `case`: String
+        public var policy: String
+        public var iterations: Int
+        public var nsPerOp: Double
+        public var opsPerSecond: Double
+    }
+
+    public struct Report: Codable, Sendable {
+        public var results: [Result]
+
+        public func renderText() -> String {
+            var table = TextTable(["case", "policy", "iterations", "ns/op", "ops/s"])
+            for result in results {
+                table.add([result.case, result.policy, "\(result.iterations)",
+                           String(oneDecimal: result.nsPerOp), String(Int(result.opsPerSecond))])
+            }
+            return table.render()
+        }
+    }
+
+    /// Runs every case for every policy.
+    /// - Throws: ``PlatformError`` when the platform cannot be built, ``DMAError`` when the first mapping fails.
+    public static func run(_ options: Options) throws -> Report {
+        var results: [Result] = []
+        for policy in options.policies {
+            let platform = try EmulatedPlatform(.defaultPlatform(policy: DefaultDomainPolicy(invalidation: policy)))
+            guard let nic = platform.dma(for: "nic0") else { continue }
+            let buffer = try platform.pages.allocate()
+            // Warm up: the first map builds the page-table levels.
+            let warm = try nic.map(buffer, size: 4096, direction: .fromDevice)
+            try nic.unmap(warm, size: 4096, direction: .fromDevice)
+
+            var start = now()
+            for _ in 0..<options.iterations {
+                let bus = try nic.map(buffer, size: 4096, direction: .fromDevice)
+                try nic.unmap(bus, size: 4096, direction: .fromDevice)
+            }
+            results.append(result("map-unmap", policy, options.iterations, now() - start))
+
+            let bus = try nic.map(buffer, size: 4096, direction: .bidirectional)
+            var scratch = [UInt8](repeating: 0, count: 64)
+            start = now()
+            scratch.withUnsafeMutableBytes { raw in
+                for _ in 0..<options.iterations { _ = nic.device.engine.read(from: bus, into: raw) }
+            }
+            results.append(result("device-read", policy, options.iterations, now() - start))
+            try nic.unmap(bus, size: 4096, direction: .bidirectional)
+        }
+        return Report(results: results)
+    }
+
+    static func result(_ name: String, _ policy: DefaultDomainPolicy.Invalidation, _ iterations: Int, _ nanoseconds: UInt64) -> Result {
+        let perOp = Double(nanoseconds) / Double(iterations)
+        return Result(case: name, policy: policy.rawValue, iterations: iterations, nsPerOp: perOp,
+                      opsPerSecond: perOp > 0 ? 1e9 / perOp : 0)
+    }
+
+    static func now() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+    }
+}
+
+extension String {
+    init(oneDecimal value: Double) {
+        let scaled = (value * 10).rounded() / 10
+        self = "\(scaled)"
+    }
+}
