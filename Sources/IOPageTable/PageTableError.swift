@@ -29,4 +29,10 @@ public struct PageTableLookup: Sendable, Hashable {
     public var physical: PhysicalAddress
     public var pageSize: UInt64
     public var permissions: AccessPermissions
+
+    public init(physical: PhysicalAddress, pageSize: UInt64, permissions: AccessPermissions) {
+        self.physical = physical
+        self.pageSize = pageSize
+        self.permissions = permissions
+    }
 }

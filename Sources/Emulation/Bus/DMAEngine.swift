@@ -16,6 +16,12 @@ public struct DeviceFault: Sendable, Hashable, CustomStringConvertible {
     public var access: BusAccess
     public var reason: DMAFaultReason
 
+    public init(address: IOVirtualAddress, access: BusAccess, reason: DMAFaultReason) {
+        self.address = address
+        self.access = access
+        self.reason = reason
+    }
+
     public var description: String { "\(access) at \(hex(address.value)) refused: \(reason)" }
 }
 
