@@ -35,5 +35,6 @@ let package = Package(
         .testTarget(name: "DMATests", dependencies: ["DMA", "IOMMUDrivers", "IOMMUCore", "Emulation", "Workloads"], swiftSettings: strict),
         .testTarget(name: "WorkloadsTests", dependencies: ["Workloads"], swiftSettings: strict),
         .testTarget(name: "FirmwareTests", dependencies: ["Firmware"], swiftSettings: strict),
+        .testTarget(name: "ConformanceTests", dependencies: ["Workloads", "DMA", "IOMMUCore", "Emulation"], swiftSettings: strict),
     ]
 )

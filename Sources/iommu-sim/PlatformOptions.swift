@@ -7,8 +7,11 @@ struct PlatformOptions: ParsableArguments {
     @Option(name: .long, help: "Invalidation policy for translated default domains: strict, lazy or passthrough.")
     var policy: String = "strict"
 
-    @Flag(name: .long, help: "Use 5-level (57-bit) VT-d page tables.")
-    var fiveLevel = false
+    @Option(name: .long, help: "IOMMU family of the default platform: \(IOMMUFamily.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var driver: String = "vtd"
+
+    @Flag(name: .long, help: "Use the widest address space the unit supports (VT-d 5-level tables).")
+    var widest = false
 
     func specification() throws -> PlatformSpecification {
         let chosen: DefaultDomainPolicy
@@ -18,8 +21,11 @@ struct PlatformOptions: ParsableArguments {
         case "passthrough", "pass-through": chosen = DefaultDomainPolicy(passThrough: true)
         default: throw ValidationError("unknown --policy '\(policy)': expected strict, lazy or passthrough")
         }
-        var specification = try PlatformSpecification.defaultPlatform(policy: chosen)
-        specification.prefersFiveLevelTables = fiveLevel
+        guard let family = IOMMUFamily(rawValue: driver) else {
+            throw ValidationError("unknown --driver '\(driver)': expected \(IOMMUFamily.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var specification = try PlatformSpecification.defaultPlatform(family: family, policy: chosen)
+        for index in specification.units.indices { specification.units[index].prefersWidestAddressSpace = widest }
         return specification
     }
 }

@@ -9,6 +9,8 @@ public enum PlatformError: Error, Equatable, Sendable, CustomStringConvertible {
     case bus(BusError)
     case iommu(IOMMUError)
     case dma(device: PCIAddress, DMAError)
+    case unsupportedFamily(IOMMUFamily)
+    case invalidSpecification(String)
 
     public var description: String {
         switch self {
@@ -16,6 +18,8 @@ public enum PlatformError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .bus(error): "bus: \(error)"
         case let .iommu(error): "IOMMU: \(error)"
         case let .dma(device, error): "DMA setup of \(device): \(error)"
+        case let .unsupportedFamily(family): "the \(family) family has no emulation yet"
+        case let .invalidSpecification(why): "invalid platform: \(why)"
         }
     }
 }
@@ -28,7 +32,8 @@ public final class EmulatedPlatform: Sendable {
     public let pages: PhysicalPageAllocator
     public let bus: PlatformBus
     public let subsystem: IOMMUSubsystem
-    public let vtdUnits: [VTdUnit]
+    /// The IOMMU hardware units, in the specification's order.
+    public let units: [any ReportingUnit]
     public let dma: [PCIAddress: DeviceDMA]
 
     /// Builds the machine the specification describes and adds every device
@@ -47,24 +52,34 @@ public final class EmulatedPlatform: Sendable {
         }
         subsystem = IOMMUSubsystem(policy: policy)
 
-        let unit = VTdUnit(name: "dmar0", memory: memory, configuration: specification.vtd)
-        vtdUnits = [unit]
+        var covered: [String: [DeviceSpecification]] = [:]
+        for device in specification.devices {
+            if let name = device.unit, !specification.units.contains(where: { $0.name == name }) {
+                throw .invalidSpecification("device \(device.address) names unknown unit '\(name)'")
+            }
+            if let unit = specification.unit(for: device) { covered[unit.name, default: []].append(device) }
+        }
         var direct: [PCIAddress: [ReservedRegion]] = [:]
         for device in specification.devices where !device.directRegions.isEmpty { direct[device.address] = device.directRegions }
-        let covered = Set(specification.devices.filter(\.behindIOMMU).map(\.address))
-        let driver: VTdDriver
-        do {
-            driver = try VTdDriver(units: [VTdUnitScope(unit: unit, includesAll: false, devices: covered)], pages: pages,
-                                   directRegions: direct, preferredWidth: specification.prefersFiveLevelTables ? .bits57 : .bits48)
-        } catch { throw .iommu(error) }
-        subsystem.register(driver)
+        var built: [String: any ReportingUnit] = [:]
+        for family in IOMMUFamily.allCases {
+            let units = specification.units.filter { $0.family == family }
+            guard !units.isEmpty else { continue }
+            guard let builder = family.builder else { throw .unsupportedFamily(family) }
+            let result = try builder.build(FamilyContext(memory: memory, pages: pages, units: units, devices: covered,
+                                                         directRegions: direct))
+            subsystem.register(result.driver)
+            built.merge(result.units) { first, _ in first }
+        }
+        units = specification.units.compactMap { built[$0.name] }
 
         var handles: [PCIAddress: DeviceDMA] = [:]
         for spec in specification.devices {
             let device = PCIDevice(address: spec.address, name: spec.name, deviceClass: spec.deviceClass,
                                    addressBits: spec.addressBits, isUntrusted: spec.isUntrusted,
                                    requesterAlias: spec.requesterAlias, memory: memory)
-            do { try bus.plug(device, behind: spec.behindIOMMU ? unit : nil) } catch { throw .bus(error) }
+            let unit = specification.unit(for: spec).flatMap { built[$0.name] }
+            do { try bus.plug(device, behind: unit) } catch { throw .bus(error) }
             do { try subsystem.addDevice(device) } catch { throw .iommu(error) }
             do { handles[spec.address] = try DeviceDMA(device: device, subsystem: subsystem, pages: pages) } catch {
                 throw .dma(device: spec.address, error)

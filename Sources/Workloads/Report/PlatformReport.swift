@@ -83,14 +83,7 @@ public struct PlatformReport: Codable, Sendable, Hashable {
 extension EmulatedPlatform {
     /// Describes the platform as the IOMMU-API sees it.
     public func report() -> PlatformReport {
-        let units = vtdUnits.map { unit in
-            let stats = unit.statistics
-            return UnitReport(name: unit.name, family: "intel-vtd", iotlbCapacity: unit.configuration.iotlbSets * unit.configuration.iotlbWays,
-                              iotlbHits: stats.iotlbHits, iotlbMisses: stats.iotlbMisses, pageWalks: stats.pageWalks,
-                              pageInvalidations: stats.pageInvalidations, domainInvalidations: stats.domainInvalidations,
-                              globalInvalidations: stats.globalInvalidations, faultsRecorded: stats.faultsRecorded,
-                              faultsOverflowed: stats.faultsOverflowed)
-        }
+        let units = self.units.map(\.unitReport)
         let policy = subsystem.policy
         let policyName = policy.passThrough ? "pass-through" : policy.invalidation.rawValue
         return PlatformReport(platform: specification.name, memoryBytes: memory.size, policy: policyName, units: units,
