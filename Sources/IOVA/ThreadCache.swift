@@ -1,0 +1,102 @@
+import Glibc
+import Synchronization
+
+/// One thread's magazines for one allocator (Linux's per-CPU `iova_cpu_rcache`, made per thread).
+///
+/// Every field but the atomics is owned by whoever holds the cache: its thread between
+/// ``enter()`` and ``exit()``, or a stealer between ``IOVAAllocator`` steal and unsteal (see
+/// ``AsymmetricFence``). Lives in manually allocated memory, referenced by its thread's list
+/// and by its allocator's registry (`refs` counts the two).
+struct ThreadCache: ~Copyable {
+    static let classes = 6  // block sizes 1, 2, 4, 8, 16, 32 granules
+
+    let busy = Atomic<UInt32>(0)
+    let stealing = Atomic<UInt32>(0)
+    let refs = Atomic<Int>(2)
+    /// The allocator is gone; the thread must not touch it.
+    var detached = false
+    /// The thread is gone; its ranges were handed back.
+    var orphaned = false
+    let fullFence: Bool
+    let allocatorID: UInt64
+    let owner: Unmanaged<IOVAAllocator>
+    let thread: pthread_t
+    /// `loaded` magazine of class k at 2k, `previous` at 2k + 1.
+    let magazines: UnsafeMutablePointer<Magazine>
+    var hits: UInt64 = 0
+    var preferredHits: UInt64 = 0
+
+    init(allocatorID: UInt64, owner: Unmanaged<IOVAAllocator>, fullFence: Bool) {
+        self.allocatorID = allocatorID
+        self.owner = owner
+        self.fullFence = fullFence
+        self.thread = pthread_self()
+        magazines = .allocate(capacity: 2 * Self.classes)
+        for i in 0..<(2 * Self.classes) { (magazines + i).initialize(to: Magazine.make()) }
+    }
+
+    static func create(allocatorID: UInt64, owner: Unmanaged<IOVAAllocator>, fullFence: Bool) -> UnsafeMutablePointer<ThreadCache> {
+        let p = UnsafeMutablePointer<ThreadCache>.allocate(capacity: 1)
+        p.initialize(to: ThreadCache(allocatorID: allocatorID, owner: owner, fullFence: fullFence))
+        return p
+    }
+
+    /// Drops one of the two references; the last one frees the cache.
+    static func release(_ p: UnsafeMutablePointer<ThreadCache>) {
+        if p.pointee.refs.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+            for i in 0..<(2 * classes) { p.pointee.magazines[i].destroy() }
+            p.pointee.magazines.deallocate()
+            p.deinitialize(count: 1)
+            p.deallocate()
+        }
+    }
+
+    // MARK: owner side of the handshake
+
+    @inline(__always) func enter() {
+        busy.store(1, ordering: .relaxed)
+        if fullFence {
+            atomicMemoryFence(ordering: .sequentiallyConsistent)
+        } else {
+            // Compiler barrier only: membarrier on the stealer's side supplies the hardware one.
+            atomicMemoryFence(ordering: .acquiringAndReleasing)
+        }
+        if stealing.load(ordering: .acquiring) != 0 { enterSlow() }
+    }
+
+    @inline(never) func enterSlow() {
+        while true {
+            busy.store(0, ordering: .releasing)
+            while stealing.load(ordering: .acquiring) != 0 { sched_yield() }
+            busy.store(1, ordering: .relaxed)
+            atomicMemoryFence(ordering: .sequentiallyConsistent)
+            if stealing.load(ordering: .acquiring) == 0 { return }
+        }
+    }
+
+    @inline(__always) func exit() {
+        busy.store(0, ordering: .releasing)
+    }
+
+    // MARK: contents (caller holds the cache)
+
+    /// Ranges and granules held in the magazines.
+    func contents() -> (ranges: UInt64, granules: UInt64) {
+        var ranges: UInt64 = 0
+        var granules: UInt64 = 0
+        for k in 0..<Self.classes {
+            let n = UInt64(magazines[2 * k].count + magazines[2 * k + 1].count)
+            ranges += n
+            granules += n << UInt64(k)
+        }
+        return (ranges, granules)
+    }
+
+    /// Calls `body(pfn, sizeClass)` for every cached block and empties the magazines.
+    func drainAll(_ body: (UInt64, Int) -> Void) {
+        for k in 0..<Self.classes {
+            magazines[2 * k].drain { body($0, k) }
+            magazines[2 * k + 1].drain { body($0, k) }
+        }
+    }
+}

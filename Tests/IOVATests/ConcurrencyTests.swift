@@ -1,0 +1,114 @@
+import Glibc
+import Synchronization
+import Testing
+@testable import IOVA
+
+/// Several threads at once: no two live ranges overlap, exiting threads hand their cached
+/// ranges back, and allocator deinit races cleanly with thread exit.
+@Suite struct ConcurrencyTests {
+    static let g: UInt64 = 4096
+
+    @Test(arguments: [2, 4])
+    func noOverlapUnderContention(threads: Int) throws {
+        let granules = 1 << 12
+        let base: UInt64 = 0x4000_0000
+        let a = try IOVAAllocator(granule: Self.g, space: base...(base + UInt64(granules) * Self.g - 1))
+        let map = OwnershipMap(granules: granules)
+        let errors = Atomic<Int>(0)
+        let exhausted = Atomic<Int>(0)
+        runOnThreads(threads) { t in
+            var rng = SeededRandom(seed: 1000 + UInt64(t))
+            var mine: [(UInt64, UInt64, Int)] = []
+            let owner = UInt8(t + 1)
+            for _ in 0..<20_000 {
+                if mine.count < 48 && rng.next() % 2 == 0 {
+                    let gr = rng.next() % 20 == 0 ? 33 + rng.next() % 64 : 1 + rng.next() % 32
+                    let limit: UInt64 = rng.next() % 2 == 0 ? .max : base + 0x80_0000 + rng.next() % 0x80_0000
+                    do {
+                        let addr = try a.allocate(size: gr * Self.g, limit: limit)
+                        let span = gr <= 32 ? (gr == 1 ? 1 : 1 << (64 - (gr - 1).leadingZeroBitCount)) : Int(gr)
+                        map.claim(Int((addr - base) / Self.g), span, owner: owner)
+                        mine.append((addr, gr * Self.g, span))
+                    } catch IOVAError.exhausted {
+                        exhausted.add(1, ordering: .relaxed)
+                    } catch {
+                        errors.add(1, ordering: .relaxed)
+                    }
+                } else if !mine.isEmpty {
+                    let i = Int(rng.next() % UInt64(mine.count))
+                    mine.swapAt(i, mine.count - 1)
+                    let (addr, size, span) = mine.removeLast()
+                    map.release(Int((addr - base) / Self.g), span, owner: owner)
+                    do { try a.free(address: addr, size: size) } catch { errors.add(1, ordering: .relaxed) }
+                    if rng.next() % 8 == 0 {
+                        // A double free from another thread's point of view must be refused.
+                        if (try? a.free(address: addr, size: size)) != nil { errors.add(1, ordering: .relaxed) }
+                    }
+                }
+            }
+            for (addr, size, span) in mine {
+                map.release(Int((addr - base) / Self.g), span, owner: owner)
+                do { try a.free(address: addr, size: size) } catch { errors.add(1, ordering: .relaxed) }
+            }
+        }
+        #expect(map.overlaps.load(ordering: .relaxed) == 0)
+        #expect(errors.load(ordering: .relaxed) == 0)
+        let s = a.statistics
+        #expect(s.allocatedBytes == 0 && s.liveAllocations == 0)
+        #expect(s.freeBytes == UInt64(granules) * Self.g)
+        a.drainCaches()
+        let drained = a.statistics
+        #expect(drained.cachedBytes == 0)
+        #expect(drained.largestFreeBlock == UInt64(granules) * Self.g)
+        #expect(exhausted.load(ordering: .relaxed) == 0 || drained.exhaustionRetries > 0)
+    }
+
+    @Test func exitingThreadReturnsItsCache() throws {
+        let a = try IOVAAllocator(granule: Self.g, space: 0...0xFFFF_FFFF)
+        let addresses = Mutex<[UInt64]>([])
+        runOnThreads(1) { _ in
+            var mine: [UInt64] = []
+            for gr in 1...20 { mine.append(try! a.allocate(size: UInt64(gr) * Self.g, limit: .max)) }
+            for (i, x) in mine.enumerated() { try! a.free(address: x, size: UInt64(i + 1) * Self.g) }
+            addresses.withLock { $0 = mine }
+        }
+        // The thread is gone; its magazines went back to the tree, not lost.
+        let s = a.statistics
+        #expect(s.cachedBytes == 0)
+        #expect(s.freeBytes == 0xFFFF_F000)
+        for x in addresses.withLock({ $0 }) { #expect(a.allocation(containing: x) == nil) }
+        #expect(s.largestFreeBlock == 0xFFFF_F000)
+    }
+
+    @Test func deinitWhileThreadsHoldCaches() throws {
+        for round in 0..<20 {
+            let handOff = Mutex<IOVAAllocator?>(try IOVAAllocator(granule: Self.g, space: 0...0xFFFF_FFFF))
+            let ready = Atomic<Int>(0)
+            runOnThreads(3) { t in
+                if t == 0 {
+                    while ready.load(ordering: .acquiring) < 2 { sched_yield() }
+                    handOff.withLock { $0 = nil }  // last reference: deinit races with the others exiting
+                } else {
+                    let a = handOff.withLock { $0 }!
+                    for _ in 0..<(50 + round) {
+                        let x = try! a.allocate(size: Self.g * UInt64(1 + t), limit: .max)
+                        try! a.free(address: x, size: Self.g * UInt64(1 + t))
+                    }
+                    ready.add(1, ordering: .releasing)
+                }
+            }
+        }
+    }
+
+    @Test func oneThreadManyAllocators() throws {
+        runOnThreads(2) { t in
+            let allocators = (0..<5).map { _ in try! IOVAAllocator(granule: Self.g, space: 0...0xFF_FFFF) }
+            for i in 0..<2_000 {
+                let a = allocators[i % allocators.count]
+                let x = try! a.allocate(size: Self.g, limit: .max)
+                try! a.free(address: x, size: Self.g)
+            }
+            for a in allocators { precondition(a.statistics.liveAllocations == 0) }
+        }
+    }
+}
