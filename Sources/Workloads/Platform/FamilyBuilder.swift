@@ -47,7 +47,10 @@ extension IOMMUFamily {
     var builder: (any FamilyBuilder.Type)? {
         switch self {
         case .intelVTd: IntelVTdFamily.self
-        case .amdVi, .armSMMU, .amdGART, .ibmCalgary: nil
+        case .amdVi: nil
+        case .armSMMU: nil
+        case .amdGART: nil
+        case .ibmCalgary: nil
         }
     }
 }
