@@ -58,11 +58,13 @@ public final class IOMMUSubsystem: Sendable {
             state.groups[key] = group
             return (group, true)
         }
+        var madeDomain: IOMMUDomain?
         do throws(IOMMUError) {
             var domain = group.defaultDomain
             if domain == nil {
                 let kind = policy.kind(for: device, driverRequirement: driver.requiredDefaultDomainKind(for: device))
                 domain = try driver.makeDomain(kind, for: device)
+                madeDomain = domain
             }
             guard let domain else { throw IOMMUError.hardware("no default domain") }
             try mapDirectRegions(regions, into: domain)
@@ -78,6 +80,7 @@ public final class IOMMUSubsystem: Sendable {
             state.withLock { $0.devices[device.address] = managed }
             return managed
         } catch {
+            madeDomain?.destroy()
             if isNew { _ = state.withLock { $0.groups.removeValue(forKey: group.key) } }
             throw error
         }
