@@ -1,4 +1,6 @@
 import ArgumentParser
+import Firmware
+import Foundation
 import IOMMUCore
 import Workloads
 
@@ -13,6 +15,9 @@ struct PlatformOptions: ParsableArguments {
     @Flag(name: .long, help: "Use the widest address space the unit supports (VT-d 5-level tables).")
     var widest = false
 
+    @Option(name: .long, help: "Build the platform an ACPI DMAR or IVRS table describes instead of the default one.")
+    var acpi: String?
+
     func specification() throws -> PlatformSpecification {
         let chosen: DefaultDomainPolicy
         switch policy {
@@ -21,10 +26,28 @@ struct PlatformOptions: ParsableArguments {
         case "passthrough", "pass-through": chosen = DefaultDomainPolicy(passThrough: true)
         default: throw ValidationError("unknown --policy '\(policy)': expected strict, lazy or passthrough")
         }
+        if let acpi { return try firmwareSpecification(acpi, policy: chosen) }
         guard let family = IOMMUFamily(rawValue: driver) else {
             throw ValidationError("unknown --driver '\(driver)': expected \(IOMMUFamily.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         var specification = try PlatformSpecification.defaultPlatform(family: family, policy: chosen)
+        for index in specification.units.indices { specification.units[index].prefersWidestAddressSpace = widest }
+        return specification
+    }
+}
+
+extension PlatformOptions {
+    func firmwareSpecification(_ path: String, policy: DefaultDomainPolicy) throws -> PlatformSpecification {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("cannot read ACPI table '\(path)'")
+        }
+        let table: FirmwareTable
+        do { table = try FirmwareTable.parse([UInt8](data)) } catch {
+            throw ValidationError("\(path): \(error)")
+        }
+        var specification = try PlatformSpecification.fromFirmware(FirmwarePlatform(table: table),
+                                                                   name: URL(fileURLWithPath: path).lastPathComponent,
+                                                                   policy: policy)
         for index in specification.units.indices { specification.units[index].prefersWidestAddressSpace = widest }
         return specification
     }
