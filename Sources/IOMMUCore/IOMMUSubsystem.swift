@@ -141,6 +141,19 @@ public final class IOMMUSubsystem: Sendable {
         try group.state.withLock { (groupState) throws(IOMMUError) in
             if let current = groupState.owner, current != owner { throw .groupOwned(group: group.identifier, by: current) }
         }
+        try move(group, to: domain, owner: owner)
+    }
+
+    /// Gives a claimed group back to its default domain.
+    /// - Throws: ``IOMMUError/groupOwned(group:by:)`` when `owner` does not own it; attach errors.
+    public func release(_ group: IOMMUGroup, owner: String) throws(IOMMUError) {
+        let (current, defaultDomain) = group.state.withLock { ($0.owner, $0.defaultDomain) }
+        guard current == owner, let defaultDomain else { throw .groupOwned(group: group.identifier, by: current ?? "nobody") }
+        try move(group, to: defaultDomain, owner: nil)
+    }
+
+    /// Points every device of `group` at `domain` and records who owns the group now.
+    private func move(_ group: IOMMUGroup, to domain: IOMMUDomain, owner: String?) throws(IOMMUError) {
         for address in group.devices {
             guard let managed = device(at: address) else { continue }
             try group.driver.attach(domain, to: managed.device)
@@ -149,24 +162,7 @@ public final class IOMMUSubsystem: Sendable {
             $0.domain = domain
             $0.owner = owner
         }
-        group.claimed.store(true, ordering: .releasing)
-        group.generation.add(1, ordering: .releasing)
-    }
-
-    /// Gives a claimed group back to its default domain.
-    /// - Throws: ``IOMMUError/groupOwned(group:by:)`` when `owner` does not own it; attach errors.
-    public func release(_ group: IOMMUGroup, owner: String) throws(IOMMUError) {
-        let (current, defaultDomain) = group.state.withLock { ($0.owner, $0.defaultDomain) }
-        guard current == owner, let defaultDomain else { throw .groupOwned(group: group.identifier, by: current ?? "nobody") }
-        for address in group.devices {
-            guard let managed = device(at: address) else { continue }
-            try group.driver.attach(defaultDomain, to: managed.device)
-        }
-        group.state.withLock {
-            $0.domain = defaultDomain
-            $0.owner = nil
-        }
-        group.claimed.store(false, ordering: .releasing)
+        group.claimed.store(owner != nil, ordering: .releasing)
         group.generation.add(1, ordering: .releasing)
     }
 

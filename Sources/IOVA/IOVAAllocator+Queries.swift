@@ -11,7 +11,7 @@ extension IOVAAllocator {
         let last = min(range.upperBound >> shift, lastPfn)
         guard first <= last else { return }
         for attempt in 0..<2 {
-            let overlaps = tree.withLock { t -> Bool in
+            let overlaps = core.pointee.tree.withLock { t -> Bool in
                 if t.allocationOverlapping(first: first, last: last) != nil { return true }
                 t.reserve(first: first, last: last)
                 return false
@@ -27,7 +27,7 @@ extension IOVAAllocator {
     public func allocation(containing address: UInt64) -> ClosedRange<UInt64>? {
         let pfn = address >> shift
         guard pfn >= firstPfn, pfn <= lastPfn else { return nil }
-        return tree.withLock { t -> ClosedRange<UInt64>? in
+        return core.pointee.tree.withLock { t -> ClosedRange<UInt64>? in
             guard let n = t.allocation(containing: pfn) else { return nil }
             return bytes(n.start, n.length)
         }
@@ -37,7 +37,7 @@ extension IOVAAllocator {
     public func reservedRange(containing address: UInt64) -> ClosedRange<UInt64>? {
         let pfn = address >> shift
         guard pfn >= firstPfn, pfn <= lastPfn else { return nil }
-        return tree.withLock { t -> ClosedRange<UInt64>? in
+        return core.pointee.tree.withLock { t -> ClosedRange<UInt64>? in
             guard let n = t.reservation(containing: pfn) else { return nil }
             return bytes(n.start, n.length)
         }
@@ -68,7 +68,7 @@ extension IOVAAllocator {
                 cachedRanges += r
                 cachedGranules += g
             }
-            tree.withLock { t in
+            core.pointee.tree.withLock { t in
                 s.allocatedBytes = (t.allocatedGranules - cachedGranules) << shift
                 s.freeBytes = (t.freeGranules + cachedGranules) << shift
                 s.reservedBytes = t.reservedGranules << shift

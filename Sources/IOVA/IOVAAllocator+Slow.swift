@@ -45,7 +45,7 @@ extension IOVAAllocator {
                 mags[2 * order] = fresh
                 return fresh
             }
-            tree.withLock { t in loaded.drain { releaseCached(&t, $0) } }
+            core.pointee.tree.withLock { t in loaded.drain { releaseCached(&t, $0) } }
             return loaded
         }
     }
@@ -53,14 +53,13 @@ extension IOVAAllocator {
     /// A cached block goes back to the tree: no longer tracked by the live table.
     @inline(__always)
     func releaseCached(_ t: inout RangeTree, _ pfn: UInt64) {
-        live.slot(pfn)?.pointee.store(0, ordering: .releasing)
-        t.release(start: pfn)
+        AllocatorCore.releaseCached(&t, live, pfn)
     }
 
     /// Searches the tree. Cache classes (`order` non-nil) take a whole power-of-two block and
     /// are marked live in the live table.
     func treeAllocate(granules: UInt64, limitPfn: UInt64, sizeAligned: Bool, order: Int?) -> UInt64? {
-        tree.withLock { t -> UInt64? in
+        core.pointee.tree.withLock { t -> UInt64? in
             let size: UInt64
             let align: UInt64
             var tag: UInt32 = 0
@@ -104,7 +103,7 @@ extension IOVAAllocator {
 
     /// Frees a block the live table does not track (large, unaligned, or not cache-managed).
     func treeFree(address: UInt64, size: UInt64, pfn: UInt64, granules: UInt64) throws(IOVAError) {
-        let failure: IOVAError? = tree.withLock { t -> IOVAError? in
+        let failure: IOVAError? = core.pointee.tree.withLock { t -> IOVAError? in
             guard let node = t.allocation(startingAt: pfn) else {
                 return .notAllocated(address: address, size: size)
             }
@@ -129,7 +128,7 @@ extension IOVAAllocator {
     func drainAllCaches() -> UInt64 {
         withAllCachesStolen { reg in
             depot.withLock { d in
-                tree.withLock { t in
+                core.pointee.tree.withLock { t in
                     var n: UInt64 = 0
                     for c in reg.caches {
                         c.pointer.pointee.drainAll { pfn, _ in releaseCached(&t, pfn); n += 1 }
@@ -147,10 +146,6 @@ extension IOVAAllocator {
         }
     }
 
-    /// An exiting thread hands its cache's blocks back (it holds the cache).
-    func absorb(_ tc: UnsafeMutablePointer<ThreadCache>) {
-        tree.withLock { t in tc.pointee.drainAll { pfn, _ in releaseCached(&t, pfn) } }
-    }
 
     /// Byte range of granules `start ..< start + length`.
     @inline(__always)

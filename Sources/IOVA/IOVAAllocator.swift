@@ -38,7 +38,9 @@ public final class IOVAAllocator: Sendable {
     let cachesEnabled: Bool
     let id: UInt64
     let tlsKey: pthread_key_t
-    let tree: Mutex<RangeTree>
+    /// The tree and live table, in memory that thread-exit hand-backs reach without retaining
+    /// the allocator (a retain from a dying thread could otherwise run deinit there).
+    let corePointer: CorePointer
     let live: LiveTable
     let depot: Mutex<Depot>
     let registry = Mutex(CacheRegistry())
@@ -79,8 +81,9 @@ public final class IOVAAllocator: Sendable {
         self.cachesEnabled = options.cachesEnabled
         self.id = ThreadCaches.nextAllocatorID.add(1, ordering: .relaxed).oldValue
         self.tlsKey = ThreadCaches.key
-        self.tree = Mutex(RangeTree(firstPfn: first, lastPfn: last))
-        self.live = LiveTable(base: first, granules: granules + 1)
+        let live = LiveTable(base: first, granules: granules + 1)
+        self.live = live
+        self.corePointer = CorePointer.make(tree: RangeTree(firstPfn: first, lastPfn: last), live: live)
         self.depot = Mutex(Depot(limit: options.depotMagazines))
     }
 
@@ -96,7 +99,11 @@ public final class IOVAAllocator: Sendable {
         }
         depot.withLock { $0.destroy() }
         live.destroy()
+        corePointer.destroy()
     }
+
+    /// The locked range tree.
+    @inline(__always) var core: UnsafeMutablePointer<AllocatorCore> { corePointer.pointer }
 
     // MARK: allocate
 

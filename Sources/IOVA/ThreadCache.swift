@@ -19,25 +19,25 @@ struct ThreadCache: ~Copyable {
     var orphaned = false
     let fullFence: Bool
     let allocatorID: UInt64
-    let owner: Unmanaged<IOVAAllocator>
+    let core: UnsafeMutablePointer<AllocatorCore>
     let thread: pthread_t
     /// `loaded` magazine of class k at 2k, `previous` at 2k + 1.
     let magazines: UnsafeMutablePointer<Magazine>
     var hits: UInt64 = 0
     var preferredHits: UInt64 = 0
 
-    init(allocatorID: UInt64, owner: Unmanaged<IOVAAllocator>, fullFence: Bool) {
+    init(allocatorID: UInt64, core: UnsafeMutablePointer<AllocatorCore>, fullFence: Bool) {
         self.allocatorID = allocatorID
-        self.owner = owner
+        self.core = core
         self.fullFence = fullFence
         self.thread = pthread_self()
         magazines = .allocate(capacity: 2 * Self.classes)
         for i in 0..<(2 * Self.classes) { (magazines + i).initialize(to: Magazine.make()) }
     }
 
-    static func create(allocatorID: UInt64, owner: Unmanaged<IOVAAllocator>, fullFence: Bool) -> UnsafeMutablePointer<ThreadCache> {
+    static func create(allocatorID: UInt64, core: UnsafeMutablePointer<AllocatorCore>, fullFence: Bool) -> UnsafeMutablePointer<ThreadCache> {
         let p = UnsafeMutablePointer<ThreadCache>.allocate(capacity: 1)
-        p.initialize(to: ThreadCache(allocatorID: allocatorID, owner: owner, fullFence: fullFence))
+        p.initialize(to: ThreadCache(allocatorID: allocatorID, core: core, fullFence: fullFence))
         return p
     }
 

@@ -44,7 +44,7 @@ enum ThreadCaches {
             let tc = state.pointee.entries![i]
             tc.pointee.enter()
             if !tc.pointee.detached && !tc.pointee.orphaned {
-                tc.pointee.owner._withUnsafeGuaranteedRef { $0.absorb(tc) }
+                AllocatorCore.absorb(tc.pointee.core, tc)
                 tc.pointee.orphaned = true
             }
             tc.pointee.exit()
@@ -96,7 +96,7 @@ extension IOVAAllocator {
             }
         }
         if found == nil {
-            let tc = ThreadCache.create(allocatorID: id, owner: Unmanaged.passUnretained(self),
+            let tc = ThreadCache.create(allocatorID: id, core: core,
                                         fullFence: !AsymmetricFence.available)
             registry.withLock { $0.caches.append(CacheRef(pointer: tc)) }
             if st.pointee.count == st.pointee.capacity {
