@@ -35,7 +35,7 @@ public final class CalgaryTCETable: Sendable {
     }
 
     public var windowBytes: UInt64 { entries << 12 }
-    public var tablePages: UInt64 { entries * 8 >> 12 }
+    public var tablePages: UInt64 { (entries * 8) >> 12 }
     /// The value for the PHB's TAR: table base and size code.
     public var tableAddressRegister: UInt64 { table.value | sizeCode }
     public var inputAddressBits: Int { windowBytes.trailingZeroBitCount }
