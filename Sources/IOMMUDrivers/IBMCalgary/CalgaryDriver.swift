@@ -33,9 +33,12 @@ public struct CalgaryUnitScope: Sendable {
 public final class CalgaryDriver: IOMMUDriver, Sendable {
     public static let driverName = "ibm-calgary"
     public var name: String { Self.driverName }
-    /// Linux never hands out 640K-1M on Calgary: the chip does not translate that range.
+    /// Linux never hands out 640K-1M on Calgary: its driver notes that the
+    /// chip does not translate that legacy VGA/BIOS range. The emulated chip
+    /// translates it like any other page; the reservation keeps the DMA
+    /// layer where the real one is safe.
     public static let legacyHole = ReservedRegion(range: 0xA_0000...0xF_FFFF, kind: .reserved, permissions: [],
-                                                  source: "640K-1M legacy range (not translated by Calgary)")
+                                                  source: "640K-1M legacy range (Linux never maps it on Calgary)")
     let memory: PhysicalMemory
     let pages: PhysicalPageAllocator
     let units: [CalgaryUnitScope]
