@@ -49,8 +49,8 @@ extension IOMMUFamily {
         case .intelVTd: IntelVTdFamily.self
         case .amdVi: nil
         case .armSMMU: nil
-        case .amdGART: nil
-        case .ibmCalgary: nil
+        case .amdGART: AMDGARTFamily.self
+        case .ibmCalgary: IBMCalgaryFamily.self
         }
     }
 }

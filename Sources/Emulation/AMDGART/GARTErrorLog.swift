@@ -1,0 +1,74 @@
+/// Why a GART access failed.
+public enum GARTErrorKind: UInt8, Sendable, Hashable, Codable, CustomStringConvertible {
+    /// The GATT entry for the page has its valid bit clear (GartPteErr).
+    case invalidEntry = 1
+    /// The GATT entry could not be read: the table base points outside memory.
+    case tableUnreadable = 2
+
+    public var generic: DMAFaultReason { self == .invalidEntry ? .notPresent : .invalidTable }
+    public var description: String { self == .invalidEntry ? "GATT entry not valid" : "GATT unreadable" }
+}
+
+/// One GART error as the emulator logs it.
+///
+/// Real GART hardware has no fault log: an access through an invalid entry
+/// sets GartPteErr, raises a northbridge machine-check ("GART table walk
+/// error") whose address register holds the bus address, and the request is
+/// aborted. The emulator keeps the same facts in a small log so that a driver
+/// can report them; the requester is an emulator extra used to route the
+/// fault, since the machine-check record does not name the device.
+public struct GARTErrorRecord: Sendable, Hashable, Codable {
+    public var address: UInt64
+    public var requester: UInt16
+    public var isWrite: Bool
+    public var kind: GARTErrorKind
+
+    public init(address: UInt64, requester: UInt16, isWrite: Bool, kind: GARTErrorKind) {
+        self.address = address
+        self.requester = requester
+        self.isWrite = isWrite
+        self.kind = kind
+    }
+
+    /// Register image: low = address; high = bit 63 valid, bit 62 write, bits 23:16 kind, bits 15:0 requester.
+    public var registerImage: (low: UInt64, high: UInt64) {
+        (address, 1 << 63 | (isWrite ? 1 << 62 : 0) | UInt64(kind.rawValue) << 16 | UInt64(requester))
+    }
+
+    /// Decodes a register image; nil when the valid bit is clear or the kind unknown.
+    public init?(low: UInt64, high: UInt64) {
+        guard high >> 63 == 1, let kind = GARTErrorKind(rawValue: UInt8((high >> 16) & 0xFF)) else { return nil }
+        self.init(address: low, requester: UInt16(high & 0xFFFF), isWrite: (high >> 62) & 1 == 1, kind: kind)
+    }
+}
+
+/// A fixed number of error slots used round robin; a full next slot drops
+/// the record and counts the overflow, as VT-d's fault recording does.
+struct GARTErrorLog {
+    private(set) var slots: [GARTErrorRecord?]
+    private(set) var nextIndex = 0
+    private(set) var overflowed = false
+    private(set) var dropped: UInt64 = 0
+
+    init(capacity: Int) { slots = Array(repeating: nil, count: max(1, min(capacity, 64))) }
+
+    var pending: Bool { slots.contains { $0 != nil } }
+
+    mutating func record(_ record: GARTErrorRecord) -> Bool {
+        guard slots[nextIndex] == nil else {
+            overflowed = true
+            dropped += 1
+            return false
+        }
+        slots[nextIndex] = record
+        nextIndex = (nextIndex + 1) % slots.count
+        return true
+    }
+
+    mutating func clear(slot: Int) {
+        guard slots.indices.contains(slot) else { return }
+        slots[slot] = nil
+    }
+
+    mutating func clearOverflow() { overflowed = false }
+}

@@ -1,0 +1,42 @@
+import Emulation
+import IOMMUCore
+import IOPageTable
+
+/// A GART domain. A translating one owns a GATT covering the unit's single
+/// aperture; outside it every bus address reaches memory untranslated, and
+/// the domain says so. An identity domain has no GATT: attaching it turns
+/// the aperture off, so every bus address reaches the same physical address.
+final class GARTDomain: IOMMUDomain, @unchecked Sendable {
+    let table: GARTTable?
+    let hardware: GARTDriver.UnitState
+
+    init(kind: DomainKind, table: GARTTable?, hardware: GARTDriver.UnitState) {
+        self.table = table
+        self.hardware = hardware
+        let aperture = table.map { $0.apertureBase...($0.apertureBase + $0.apertureSize - 1) } ?? 0...UInt64.max
+        super.init(kind: kind, geometry: DomainGeometry(aperture: aperture, outside: .passThrough, enforcesAperture: true),
+                   pageSizes: PageSizeSet([PageSize.size4K]), driverName: GARTDriver.driverName)
+    }
+
+    override func mapPage(iova: UInt64, physical: UInt64, pageSize: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
+        guard let table else { throw .domainDoesNotTranslate(kind) }
+        do { try table.map(iova: iova, physical: physical, pageSize: pageSize, permissions: permissions) } catch {
+            if case let .alreadyMapped(at) = error { throw .alreadyMapped(iova: at) }
+            throw .pageTable(error)
+        }
+    }
+
+    override func unmapPage(iova: UInt64, pageSize: UInt64) -> UInt64 { table?.unmap(iova: iova, pageSize: pageSize) ?? 0 }
+
+    override func lookup(_ iova: UInt64) -> PageTableLookup? { table?.lookup(iova) }
+
+    /// The GART can only forget its whole TLB (InvGart), so every flush is global.
+    override func flush(_ gather: IOTLBGather) {
+        guard !gather.isEmpty else { return }
+        hardware.invalidateTLB()
+    }
+
+    override func flushAll() { hardware.invalidateTLB() }
+
+    override func destroy() { table?.destroy() }
+}

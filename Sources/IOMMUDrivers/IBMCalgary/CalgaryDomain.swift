@@ -1,0 +1,48 @@
+import Emulation
+import IOMMUCore
+import IOPageTable
+import Synchronization
+
+/// A Calgary domain: a TCE table and the DMA window [0, entries × 4 KiB) it
+/// gives; outside the window the PHB refuses every access. An identity
+/// domain has no table: attaching it disables translation on the bus.
+final class CalgaryDomain: IOMMUDomain, @unchecked Sendable {
+    let table: CalgaryTCETable?
+    /// The PHBs whose TAR points at this domain's table, keyed by PHB identity.
+    let phbs = Mutex<[ObjectIdentifier: CalgaryDriver.PHBState]>([:])
+
+    init(kind: DomainKind, table: CalgaryTCETable?) {
+        self.table = table
+        let aperture: ClosedRange<UInt64> = table.map { 0...($0.windowBytes - 1) } ?? 0...UInt64.max
+        super.init(kind: kind, geometry: DomainGeometry(aperture: aperture, outside: .blocked, enforcesAperture: true),
+                   pageSizes: PageSizeSet([PageSize.size4K]), driverName: CalgaryDriver.driverName)
+    }
+
+    override func mapPage(iova: UInt64, physical: UInt64, pageSize: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
+        guard let table, kind.translates else { throw .domainDoesNotTranslate(kind) }
+        do { try table.map(iova: iova, physical: physical, pageSize: pageSize, permissions: permissions) } catch {
+            if case let .alreadyMapped(at) = error { throw .alreadyMapped(iova: at) }
+            throw .pageTable(error)
+        }
+    }
+
+    override func unmapPage(iova: UInt64, pageSize: UInt64) -> UInt64 { table?.unmap(iova: iova, pageSize: pageSize) ?? 0 }
+
+    override func lookup(_ iova: UInt64) -> PageTableLookup? { table?.lookup(iova) }
+
+    /// Calgary invalidates a PHB's whole TCE cache when its TAR is written,
+    /// so every flush rewrites the TAR of each PHB using this table.
+    override func flush(_ gather: IOTLBGather) {
+        guard !gather.isEmpty else { return }
+        flushAll()
+    }
+
+    override func flushAll() {
+        guard let table else { return }
+        phbs.withLock { phbs in
+            for phb in phbs.values { phb.writeTableAddress(table.tableAddressRegister) }
+        }
+    }
+
+    override func destroy() { table?.destroy() }
+}
