@@ -21,8 +21,8 @@ extension ARMSMMUDriver {
             word0 = ARMSMMUSTE.word0(config: .stage1, contextDescriptor: context.descriptor.value)
         }
         do { try writeSTE(streamID, word0: word0, in: state) } catch { throw .hardware("\(state.unit.name): \(error)") }
-        let previous = state.attached.withLock { $0.updateValue(domain, forKey: streamID) }
-        if let previous, previous !== domain { previous.detach(streamID, from: state) }
+        let previous = state.attached.withLock { $0.updateValue(UnitState.AttachedDomain(domain: domain), forKey: streamID) }
+        if let old = previous?.domain, old !== domain { old.detach(streamID, from: state) }
         domain.attach(streamID, to: state)
     }
 
@@ -31,7 +31,7 @@ extension ARMSMMUDriver {
         guard let state = try? unitState(for: device) else { return }
         let streamID = UInt32(device.busRequester.requesterID)
         try? writeSTE(streamID, word0: ARMSMMUSTE.word0(config: .abort), in: state)
-        state.attached.withLock { $0.removeValue(forKey: streamID) }?.detach(streamID, from: state)
+        state.attached.withLock { $0.removeValue(forKey: streamID) }?.domain?.detach(streamID, from: state)
     }
 
     /// Writes an STE the way the unit can never see half of it: V clear, the

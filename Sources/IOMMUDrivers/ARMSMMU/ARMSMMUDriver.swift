@@ -54,7 +54,12 @@ public final class ARMSMMUDriver: IOMMUDriver, Sendable {
         let commands: ARMSMMUCommandQueue
         let events: ARMSMMUEventQueue
         /// The domain each stream is attached to, so a re-attach can update the old domain's bookkeeping.
-        let attached = Mutex<[UInt32: ARMSMMUDomain]>([:])
+        /// Weak: a domain refers to the units it is used on, and must not be kept alive by them.
+        let attached = Mutex<[UInt32: AttachedDomain]>([:])
+
+        struct AttachedDomain {
+            weak var domain: ARMSMMUDomain?
+        }
 
         init(scope: ARMSMMUUnitScope, pages: PhysicalPageAllocator) throws(IOMMUError) {
             unit = scope.unit
@@ -125,8 +130,12 @@ public final class ARMSMMUDriver: IOMMUDriver, Sendable {
             hardware[ObjectIdentifier(unit)] = state
         }
         self.hardware = hardware
-        for state in hardware.values {
-            state.unit.connectEventInterrupt { [weak self] in self?.drainEvents(of: state) }
+        for key in hardware.keys {
+            // Only weak references from the unit's interrupt line back to the driver: no cycle through the unit.
+            hardware[key]?.unit.connectEventInterrupt { [weak self] in
+                guard let self, let state = self.hardware[key] else { return }
+                self.drainEvents(of: state)
+            }
         }
     }
 
