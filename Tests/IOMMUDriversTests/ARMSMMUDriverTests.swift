@@ -193,6 +193,12 @@ struct SMMUBed {
         try bed.subsystem.release(managed.group, owner: "vfio")
         #expect(bed.nic.engine.write(to: IOVirtualAddress(0x1000), bytes: [5]).fault?.reason == .notPresent)
         #expect(try bed.memory.read(buffer, count: 1) == [4])
+        // Unmapping while detached must still reach the unit's TLB (tagged by ASID), or a re-attach finds it stale.
+        try user.unmap(iova: IOVirtualAddress(0x1000), size: 0x1000)
+        try bed.subsystem.attach(managed.group, to: user, owner: "vfio")
+        #expect(bed.nic.engine.write(to: IOVirtualAddress(0x1000), bytes: [6]).fault?.reason == .notPresent)
+        #expect(try bed.memory.read(buffer, count: 1) == [4])
+        try bed.subsystem.release(managed.group, owner: "vfio")
         try bed.subsystem.removeDevice(bed.nic.address)
         #expect(bed.nic.engine.write(to: IOVirtualAddress(0x1000), bytes: [1]).fault?.reason == .blocked)
     }

@@ -5,7 +5,7 @@ import Synchronization
 
 /// An SMMU domain. A translating one owns a context descriptor (its ASID,
 /// TCR fields and TTB0) and an AArch64 stage-1 table; the STEs of every
-/// attached stream point at that one CD. Identity and blocked domains are
+/// attached stream point at that one CD, which never changes while it lives. Identity and blocked domains are
 /// just STE configurations (bypass, abort) and own nothing.
 final class ARMSMMUDomain: IOMMUDomain, @unchecked Sendable {
     struct Context: Sendable {
@@ -47,8 +47,10 @@ final class ARMSMMUDomain: IOMMUDomain, @unchecked Sendable {
     }
 
     let context: Context?
-    /// Streams attached per unit, for CD invalidation and TLB maintenance.
-    private let streams = Mutex<[ObjectIdentifier: (state: ARMSMMUDriver.UnitState, streams: Set<UInt32>)]>([:])
+    /// Every unit a stream was ever attached to the domain through. The unit's
+    /// TLB tags entries by ASID, not by stream, so they outlive a detach: unmaps
+    /// must still be invalidated there, or a re-attach would meet stale entries.
+    private let units = Mutex<[ObjectIdentifier: ARMSMMUDriver.UnitState]>([:])
 
     init(kind: DomainKind, context: Context?, pageSizes: PageSizeSet) {
         self.context = context
@@ -57,15 +59,8 @@ final class ARMSMMUDomain: IOMMUDomain, @unchecked Sendable {
                    pageSizes: pageSizes, driverName: ARMSMMUDriver.driverName)
     }
 
-    func attach(_ streamID: UInt32, to state: ARMSMMUDriver.UnitState) {
-        _ = streams.withLock { $0[ObjectIdentifier(state), default: (state, [])].streams.insert(streamID) }
-    }
-
-    func detach(_ streamID: UInt32, from state: ARMSMMUDriver.UnitState) {
-        streams.withLock { units in
-            units[ObjectIdentifier(state)]?.streams.remove(streamID)
-            if units[ObjectIdentifier(state)]?.streams.isEmpty == true { units[ObjectIdentifier(state)] = nil }
-        }
+    func use(_ state: ARMSMMUDriver.UnitState) {
+        units.withLock { $0[ObjectIdentifier(state)] = state }
     }
 
     override func mapPage(iova: UInt64, physical: UInt64, pageSize: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
@@ -131,9 +126,9 @@ final class ARMSMMUDomain: IOMMUDomain, @unchecked Sendable {
     }
 
     private func submitToUnits(_ emit: (ARMSMMUDriver.UnitState, inout ARMSMMUCommandQueue.Writer) throws(MemoryError) -> Void) {
-        streams.withLock { units in
-            for entry in units.values {
-                try? entry.state.commands.submit { writer throws(MemoryError) in try emit(entry.state, &writer) }
+        units.withLock { units in
+            for state in units.values {
+                try? state.commands.submit { writer throws(MemoryError) in try emit(state, &writer) }
             }
         }
     }

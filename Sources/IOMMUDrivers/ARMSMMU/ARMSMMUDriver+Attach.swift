@@ -21,9 +21,7 @@ extension ARMSMMUDriver {
             word0 = ARMSMMUSTE.word0(config: .stage1, contextDescriptor: context.descriptor.value)
         }
         do { try writeSTE(streamID, word0: word0, in: state) } catch { throw .hardware("\(state.unit.name): \(error)") }
-        let previous = state.attached.withLock { $0.updateValue(UnitState.AttachedDomain(domain: domain), forKey: streamID) }
-        if let old = previous?.domain, old !== domain { old.detach(streamID, from: state) }
-        domain.attach(streamID, to: state)
+        domain.use(state)
     }
 
     /// The device is going away: its STE aborts every access from now on.
@@ -31,7 +29,6 @@ extension ARMSMMUDriver {
         guard let state = try? unitState(for: device) else { return }
         let streamID = UInt32(device.busRequester.requesterID)
         try? writeSTE(streamID, word0: ARMSMMUSTE.word0(config: .abort), in: state)
-        state.attached.withLock { $0.removeValue(forKey: streamID) }?.domain?.detach(streamID, from: state)
     }
 
     /// Writes an STE the way the unit can never see half of it: V clear, the

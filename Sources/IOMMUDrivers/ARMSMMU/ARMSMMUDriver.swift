@@ -53,13 +53,6 @@ public final class ARMSMMUDriver: IOMMUDriver, Sendable {
         let supportsRangeInvalidation: Bool
         let commands: ARMSMMUCommandQueue
         let events: ARMSMMUEventQueue
-        /// The domain each stream is attached to, so a re-attach can update the old domain's bookkeeping.
-        /// Weak: a domain refers to the units it is used on, and must not be kept alive by them.
-        let attached = Mutex<[UInt32: AttachedDomain]>([:])
-
-        struct AttachedDomain {
-            weak var domain: ARMSMMUDomain?
-        }
 
         init(scope: ARMSMMUUnitScope, pages: PhysicalPageAllocator) throws(IOMMUError) {
             unit = scope.unit
