@@ -135,7 +135,15 @@ import Testing
         smmu.unit.writeRegister(ARMSMMURegister.cr0, ARMSMMUControl.eventQueueEnable | ARMSMMUControl.smmuEnable)
         #expect(smmu.translate(0x1000) == .faulted(.requesterNotConfigured))
         #expect(try smmu.event(4)?.type == .badStreamID)
-        #expect(smmu.interrupts.value == 5)
+        // A stream table the unit cannot read: F_STE_FETCH with the STE's address.
+        smmu.unit.writeRegister(ARMSMMURegister.cr0, ARMSMMUControl.eventQueueEnable)
+        smmu.unit.writeRegister(ARMSMMURegister.streamTableBase, 1 << 40)
+        smmu.unit.writeRegister(ARMSMMURegister.streamTableConfig, 16)
+        smmu.unit.writeRegister(ARMSMMURegister.cr0, ARMSMMUControl.eventQueueEnable | ARMSMMUControl.smmuEnable)
+        #expect(smmu.translate(0x1000) == .faulted(.invalidTable))
+        #expect(try smmu.event(5) == ARMSMMUEvent(type: .steFetch, streamID: smmu.streamID, isRead: true,
+                                                  address: 1 << 40 + UInt64(smmu.streamID) * 64))
+        #expect(smmu.interrupts.value == 6)
     }
 
     @Test func disabledUnitFollowsGBPA() throws {

@@ -5,6 +5,9 @@ extension ARMSMMUDriver {
     /// Points the device's STE at `domain`: abort for a blocked domain, bypass
     /// for identity, stage-1 through the domain's CD otherwise; then makes the
     /// unit forget the old STE.
+    /// - Throws: ``IOMMUError/hardware(_:)`` for a domain of another driver or granule, or when the
+    ///   stream table or command queue is unusable; ``IOMMUError/deviceNotManaged(_:)``;
+    ///   ``IOMMUError/domainDoesNotTranslate(_:)`` for a translating kind without tables.
     public func attach(_ domain: IOMMUDomain, to device: PCIDevice) throws(IOMMUError) {
         guard let domain = domain as? ARMSMMUDomain else { throw .hardware("not an SMMU domain: \(domain)") }
         let state = try unitState(for: device)
