@@ -9,6 +9,8 @@ public enum PageTableError: Error, Equatable, Sendable, CustomStringConvertible 
     case alreadyMapped(iova: UInt64)
     case noPermissions
     case memory(MemoryError)
+    /// The format cannot have an input address space of this many bits.
+    case unsupportedAddressWidth(bits: Int)
 
     public var description: String {
         switch self {
@@ -20,6 +22,7 @@ public enum PageTableError: Error, Equatable, Sendable, CustomStringConvertible 
         case let .alreadyMapped(iova): "IOVA \(hex(iova)) is already mapped"
         case .noPermissions: "a mapping needs read or write permission"
         case let .memory(error): "page-table memory: \(error)"
+        case let .unsupportedAddressWidth(bits): "the table format cannot translate a \(bits)-bit input address space"
         }
     }
 }

@@ -48,7 +48,7 @@ extension IOMMUFamily {
         switch self {
         case .intelVTd: IntelVTdFamily.self
         case .amdVi: nil
-        case .armSMMU: nil
+        case .armSMMU: ARMSMMUFamily.self
         case .amdGART: AMDGARTFamily.self
         case .ibmCalgary: IBMCalgaryFamily.self
         }

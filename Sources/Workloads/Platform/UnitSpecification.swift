@@ -36,6 +36,8 @@ public struct UnitSpecification: Sendable, Hashable {
     /// Aperture families (GART, Calgary): the remappable window, first address and size in bytes.
     public var apertureBase: UInt64?
     public var apertureSize: UInt64?
+    /// Arm SMMU: the translation granule of the unit's domains in bytes (4096, 16384 or 65536).
+    public var smmuGranule: UInt64 = 4096
 
     public init(name: String, family: IOMMUFamily, includesAll: Bool = false, segment: UInt16 = 0,
                 vtd: VTdUnitConfiguration = .init(), prefersWidestAddressSpace: Bool = false,
