@@ -15,6 +15,9 @@ struct PlatformOptions: ParsableArguments {
     @Flag(name: .long, help: "Use the widest address space the unit supports (VT-d 5-level tables).")
     var widest = false
 
+    @Option(name: .long, help: "Arm SMMU translation granule: 4K, 16K or 64K.")
+    var smmuGranule: String = "4K"
+
     @Option(name: .long, help: "Build the platform an ACPI DMAR or IVRS table describes instead of the default one.")
     var acpi: String?
 
@@ -30,8 +33,15 @@ struct PlatformOptions: ParsableArguments {
         guard let family = IOMMUFamily(rawValue: driver) else {
             throw ValidationError("unknown --driver '\(driver)': expected \(IOMMUFamily.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        let granules: [String: UInt64] = ["4K": 4096, "16K": 16384, "64K": 65536]
+        guard let granule = granules[smmuGranule.uppercased()] else {
+            throw ValidationError("unknown --smmu-granule '\(smmuGranule)': expected 4K, 16K or 64K")
+        }
         var specification = try PlatformSpecification.defaultPlatform(family: family, policy: chosen)
-        for index in specification.units.indices { specification.units[index].prefersWidestAddressSpace = widest }
+        for index in specification.units.indices {
+            specification.units[index].prefersWidestAddressSpace = widest
+            specification.units[index].smmuGranule = granule
+        }
         return specification
     }
 }
