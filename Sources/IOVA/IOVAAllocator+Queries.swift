@@ -60,8 +60,8 @@ extension IOVAAllocator {
                 let (r, g) = c.pointer.pointee.contents()
                 cachedRanges += r
                 cachedGranules += g
-                hits += c.pointer.pointee.hits
-                preferred += c.pointer.pointee.preferredHits
+                hits += c.pointer.pointee.state.pointee.hits
+                preferred += c.pointer.pointee.state.pointee.preferredHits
             }
             depot.withLock { d in
                 let (r, g) = d.contents()

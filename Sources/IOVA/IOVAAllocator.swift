@@ -42,13 +42,19 @@ public final class IOVAAllocator: Sendable {
     /// the allocator (a retain from a dying thread could otherwise run deinit there).
     let corePointer: CorePointer
     let live: LiveTable
-    let depot: Mutex<Depot>
-    let registry = Mutex(CacheRegistry())
+    let depot: Locked<Depot>
+    let registry = Locked(CacheRegistry())
     let cacheMisses = Atomic<UInt64>(0)
     let treePreferredHits = Atomic<UInt64>(0)
     let preferredFallbacks = Atomic<UInt64>(0)
     let exhaustionRetries = Atomic<UInt64>(0)
     let failures = Atomic<UInt64>(0)
+    /// `size - 1` below this takes the cached fast paths (0 when caches are off).
+    let fastSizeBound: UInt64
+    /// The last byte of the space.
+    let spaceLastByte: UInt64
+    /// Direct-mapped table thread → cache, in the core (see ``AllocatorCore/threadTable``).
+    nonisolated(unsafe) let threadTable: UnsafeMutablePointer<UInt64>
 
     /// Creates an allocator for `space`, rounded inward to whole granules. Address 0's granule
     /// is reserved if the space contains it.
@@ -84,14 +90,17 @@ public final class IOVAAllocator: Sendable {
         let live = LiveTable(base: first, granules: granules + 1)
         self.live = live
         self.corePointer = CorePointer.make(tree: RangeTree(firstPfn: first, lastPfn: last), live: live)
-        self.depot = Mutex(Depot(limit: options.depotMagazines))
+        self.threadTable = corePointer.pointer.pointee.threadTable
+        self.fastSizeBound = options.cachesEnabled ? Self.maxCachedGranules << shift : 0
+        self.spaceLastByte = (last << shift) | mask
+        self.depot = Locked(Depot(limit: options.depotMagazines))
     }
 
     deinit {
         // No thread can be inside an operation on this allocator now, but an exiting thread may
         // be handing its cache back: take every cache, mark it detached, drop our reference.
         withAllCachesStolen { reg in
-            for c in reg.caches { c.pointer.pointee.detached = true }
+            for c in reg.caches { let state = c.pointer.pointee.state; state.pointee.detached = true }
         }
         registry.withLock { reg in
             for c in reg.caches { ThreadCache.release(c.pointer) }
@@ -119,81 +128,49 @@ public final class IOVAAllocator: Sendable {
     ///   is below the space or `size` exceeds it).
     public func allocate(size: UInt64, limit: UInt64, preferredLimit: UInt64? = nil,
                          sizeAligned: Bool = true) throws(IOVAError) -> UInt64 {
-        guard size != 0 else { throw .zeroSize }
-        let granules = ((size &- 1) >> shift) &+ 1
-        guard let limitPfn = limitPfn(limit) else {
-            failures.add(1, ordering: .relaxed)
-            throw .exhausted(size: size, limit: limit)
-        }
-        var preferredPfn: UInt64? = nil
-        if let p = preferredLimit, let pp = self.limitPfn(p), pp < limitPfn { preferredPfn = pp }
-        if cachesEnabled && sizeAligned && granules <= Self.maxCachedGranules {
-            let order = granules == 1 ? 0 : 64 - (granules &- 1).leadingZeroBitCount
-            let tc = currentCache()
-            if let pp = preferredPfn {
-                if let pfn = cachedAllocate(tc, order: order, granules: granules, limitPfn: pp, preferred: true) {
-                    return pfn << shift
+        // Fast path: a size-aligned cacheable size popped from this thread's loaded magazine.
+        // Everything else (and every miss) takes the general path, which redoes it all.
+        let sizeMinusOne = size &- 1
+        if sizeAligned && sizeMinusOne < fastSizeBound {
+            let order = 64 &- (sizeMinusOne &>> shift).leadingZeroBitCount
+            var effective = limit
+            var preferred: UInt64 = 0
+            if let p = preferredLimit, p < limit { effective = p; preferred = 1 }
+            // A limit at or above the space's last byte constrains nothing: any cached block
+            // fits. Otherwise the block must start at or below maxStart (limits below one
+            // granule are left to the general path).
+            var maxStart = UInt64.max
+            var usable = true
+            if effective < spaceLastByte {
+                var limitPfn = effective &>> shift
+                if effective & mask != mask { limitPfn &-= 1 }
+                let blockMinusOne = (1 &<< UInt64(truncatingIfNeeded: order)) &- 1
+                maxStart = limitPfn &- blockMinusOne
+                usable = effective >= mask && maxStart <= limitPfn
+            }
+            if usable, let tc = fastCache() {
+                tc.pointee.enter()
+                let magazine = tc.pointee.magazines[order &* 2]
+                let n = magazine.storage[0]
+                if n != 0 {
+                    let pfn = magazine.storage[Int(truncatingIfNeeded: n &* 2 &- 1)]
+                    if pfn <= maxStart {
+                        let slot = magazine.storage[Int(truncatingIfNeeded: n &* 2)]
+                        magazine.storage[0] = n &- 1
+                        let state = tc.pointee.state
+                        state.pointee.hits &+= 1
+                        state.pointee.preferredHits &+= preferred
+                        tc.pointee.exit()
+                        // The block is ours alone now; publish it as live with its requested size.
+                        UnsafeMutablePointer<Atomic<UInt8>>(bitPattern: UInt(slot)).unsafelyUnwrapped.pointee
+                            .store(UInt8(truncatingIfNeeded: (sizeMinusOne &>> shift) &+ 1), ordering: .releasing)
+                        return pfn &<< shift
+                    }
                 }
-                if let pfn = treeAllocate(granules: granules, limitPfn: pp, sizeAligned: true, order: order) {
-                    cacheMisses.add(1, ordering: .relaxed)
-                    treePreferredHits.add(1, ordering: .relaxed)
-                    return pfn << shift
-                }
-                preferredFallbacks.add(1, ordering: .relaxed)
+                tc.pointee.exit()
             }
-            if let pfn = cachedAllocate(tc, order: order, granules: granules, limitPfn: limitPfn, preferred: false) {
-                return pfn << shift
-            }
-            cacheMisses.add(1, ordering: .relaxed)
-            return try slowAllocate(size: size, limit: limit, granules: granules, limitPfn: limitPfn,
-                                    sizeAligned: true, order: order) << shift
         }
-        if let pp = preferredPfn {
-            if let pfn = treeAllocate(granules: granules, limitPfn: pp, sizeAligned: sizeAligned, order: nil) {
-                treePreferredHits.add(1, ordering: .relaxed)
-                return pfn << shift
-            }
-            preferredFallbacks.add(1, ordering: .relaxed)
-        }
-        return try slowAllocate(size: size, limit: limit, granules: granules, limitPfn: limitPfn,
-                                sizeAligned: sizeAligned, order: nil) << shift
-    }
-
-    /// The last granule whose last byte is `<= limit`, clamped to the space; nil if none.
-    @inline(__always)
-    func limitPfn(_ limit: UInt64) -> UInt64? {
-        var p = limit >> shift
-        if limit & mask != mask {
-            if p == 0 { return nil }
-            p -= 1
-        }
-        if p > lastPfn { p = lastPfn }
-        return p < firstPfn ? nil : p
-    }
-
-    /// Pops a cached block of class `order` lying at or below `limitPfn` and marks it live.
-    @inline(__always)
-    func cachedAllocate(_ tc: UnsafeMutablePointer<ThreadCache>, order: Int, granules: UInt64,
-                        limitPfn: UInt64, preferred: Bool) -> UInt64? {
-        let blockMinusOne = (UInt64(1) << UInt64(order)) &- 1
-        guard limitPfn >= blockMinusOne else { return nil }
-        let maxStart = limitPfn &- blockMinusOne
-        tc.pointee.enter()
-        var loaded = tc.pointee.magazines[2 &* order]
-        if loaded.isEmpty {
-            loaded = refill(tc, order: order)
-        }
-        let pfn = loaded.pop(maxStart: maxStart)
-        if pfn != nil {
-            tc.pointee.hits &+= 1
-            if preferred { tc.pointee.preferredHits &+= 1 }
-        }
-        tc.pointee.exit()
-        if let pfn {
-            // The block is ours alone now; publish it as live with its requested size.
-            live.slot(pfn).unsafelyUnwrapped.pointee.store(UInt8(truncatingIfNeeded: granules), ordering: .releasing)
-        }
-        return pfn
+        return try allocateGeneral(size: size, limit: limit, preferredLimit: preferredLimit, sizeAligned: sizeAligned)
     }
 
     // MARK: free
@@ -205,38 +182,35 @@ public final class IOVAAllocator: Sendable {
     ///   when `address` starts a live block of another size; ``IOVAError/notAllocated(address:size:)``
     ///   otherwise (never allocated, already freed, cached). Nothing changes when it throws.
     public func free(address: UInt64, size: UInt64) throws(IOVAError) {
-        guard size != 0 else { throw .zeroSize }
-        let pfn = address >> shift
-        guard address & mask == 0, pfn >= firstPfn, pfn <= lastPfn else { throw .outsideSpace(address: address) }
-        let granules = ((size &- 1) >> shift) &+ 1
-        if cachesEnabled && granules <= Self.maxCachedGranules, let slot = live.slot(pfn) {
-            var state = slot.pointee.load(ordering: .relaxed)
-            while state != 0 {
-                if state == LiveTable.cachedMarker { throw .notAllocated(address: address, size: size) }
-                if UInt64(state) != granules {
-                    throw .sizeMismatch(address: address, allocated: UInt64(state) << shift, given: size)
-                }
-                let (won, found) = slot.pointee.compareExchange(expected: state, desired: LiveTable.cachedMarker,
-                                                                 ordering: .acquiringAndReleasing)
-                if won {
-                    let order = granules == 1 ? 0 : 64 - (granules &- 1).leadingZeroBitCount
-                    cachedFree(currentCache(), order: order, pfn: pfn)
-                    return
-                }
-                state = found
+        // Fast path: a live cache-managed block of exactly this size, into a loaded magazine
+        // with room. Any doubt goes to the general path, which decides and reports.
+        let sizeMinusOne = size &- 1
+        let pfn = address &>> shift
+        // (an address outside the space finds no live-table byte, or a zero one)
+        if sizeMinusOne < fastSizeBound, address & mask == 0, let slot = live.slot(pfn) {
+            let granules = (sizeMinusOne &>> shift) &+ 1
+            let state = slot.pointee.load(ordering: .relaxed)
+            if UInt64(state) == granules,
+               slot.pointee.compareExchange(expected: state, desired: LiveTable.cachedMarker,
+                                            ordering: .acquiringAndReleasing).exchanged {
+                let order = 64 &- (sizeMinusOne &>> shift).leadingZeroBitCount
+                cachedFree(fastCache() ?? attachThreadCache(), order: order, pfn: pfn, slot: slot)
+                return
             }
         }
-        try treeFree(address: address, size: size, pfn: pfn, granules: granules)
+        try freeGeneral(address: address, size: size)
     }
 
+    /// Pushes a block (already marked cached in the live table) onto the thread's magazine.
     @inline(__always)
-    func cachedFree(_ tc: UnsafeMutablePointer<ThreadCache>, order: Int, pfn: UInt64) {
+    func cachedFree(_ tc: UnsafeMutablePointer<ThreadCache>, order: Int, pfn: UInt64,
+                    slot: UnsafeMutablePointer<Atomic<UInt8>>) {
         tc.pointee.enter()
-        var loaded = tc.pointee.magazines[2 &* order]
+        var loaded = tc.pointee.magazines[order &* 2]
         if loaded.isFull {
             loaded = spill(tc, order: order)
         }
-        loaded.push(pfn)
+        loaded.push(pfn, slot: slot)
         tc.pointee.exit()
     }
 }

@@ -35,15 +35,23 @@ struct LiveTable: @unchecked Sendable {
     @inline(__always)
     func slot(_ pfn: UInt64) -> UnsafeMutablePointer<Atomic<UInt8>>? {
         let rel = pfn &- base
-        let t = Int(truncatingIfNeeded: rel >> 32)
+        let t = Int(truncatingIfNeeded: rel &>> 32)
         guard t < topEntries else { return nil }
-        let mid = csupport_load64_acquire(top + t * 8)
+        let mid = csupport_load64_acquire(top + t &* 8)
         if mid == 0 { return nil }
-        let midPtr = UnsafeMutableRawPointer(bitPattern: UInt(mid))!
-        let leaf = csupport_load64_acquire(midPtr + Int((rel >> 16) & 0xFFFF) * 8)
+        let midPtr = UnsafeMutableRawPointer(bitPattern: UInt(mid)).unsafelyUnwrapped
+        let leaf = csupport_load64_acquire(midPtr + Int(truncatingIfNeeded: (rel &>> 16) & 0xFFFF) &* 8)
         if leaf == 0 { return nil }
-        let leafPtr = UnsafeMutablePointer<Atomic<UInt8>>(bitPattern: UInt(leaf))!
-        return leafPtr + Int(rel & 0xFFFF)
+        let leafPtr = UnsafeMutablePointer<Atomic<UInt8>>(bitPattern: UInt(leaf)).unsafelyUnwrapped
+        return leafPtr + Self.leafIndex(rel)
+    }
+
+    /// Neighbouring granules get bytes on different cache lines: blocks handed to different
+    /// threads are usually neighbours (top-down allocation), and their frees would otherwise
+    /// fight over one line.
+    @inline(__always)
+    static func leafIndex(_ rel: UInt64) -> Int {
+        Int(truncatingIfNeeded: ((rel & 0x3F) &<< 10) | ((rel &>> 6) & 0x3FF))
     }
 
     /// The state byte of granule `pfn`, creating its leaf. Call with the tree lock held.
@@ -61,7 +69,7 @@ struct LiveTable: @unchecked Sendable {
         let leafRaw = calloc(Self.leafSize, 1)!
         let leafPtr = leafRaw.bindMemory(to: Atomic<UInt8>.self, capacity: Self.leafSize)
         csupport_store64_release(midPtr + Int((rel >> 16) & 0xFFFF) * 8, UInt64(UInt(bitPattern: leafRaw)))
-        return leafPtr + Int(rel & 0xFFFF)
+        return leafPtr + Self.leafIndex(rel)
     }
 
     /// Frees every leaf and directory. Only from the allocator's deinit.

@@ -13,31 +13,31 @@ struct ThreadCache: ~Copyable {
     let busy = Atomic<UInt32>(0)
     let stealing = Atomic<UInt32>(0)
     let refs = Atomic<Int>(2)
-    /// The allocator is gone; the thread must not touch it.
-    var detached = false
-    /// The thread is gone; its ranges were handed back.
-    var orphaned = false
     let fullFence: Bool
     let allocatorID: UInt64
     let core: UnsafeMutablePointer<AllocatorCore>
     let thread: pthread_t
     /// `loaded` magazine of class k at 2k, `previous` at 2k + 1.
     let magazines: UnsafeMutablePointer<Magazine>
-    var hits: UInt64 = 0
-    var preferredHits: UInt64 = 0
+    /// Everything that changes. Kept out of this struct so that the owner writing it is never
+    /// an access to the struct a stealer reads its atomics from at the same time.
+    let state: UnsafeMutablePointer<CacheState>
 
-    init(allocatorID: UInt64, core: UnsafeMutablePointer<AllocatorCore>, fullFence: Bool) {
-        self.allocatorID = allocatorID
-        self.core = core
-        self.fullFence = fullFence
-        self.thread = pthread_self()
-        magazines = .allocate(capacity: 2 * Self.classes)
-        for i in 0..<(2 * Self.classes) { (magazines + i).initialize(to: Magazine.make()) }
-    }
+    /// Layout of one cache's block: the struct, its mutable state and its magazine table each
+    /// on their own cache lines, so two threads' caches never share a line.
+    static let blockBytes = 512
+    static let stateOffset = 128
+    static let tableOffset = 256
 
     static func create(allocatorID: UInt64, core: UnsafeMutablePointer<AllocatorCore>, fullFence: Bool) -> UnsafeMutablePointer<ThreadCache> {
-        let p = UnsafeMutablePointer<ThreadCache>.allocate(capacity: 1)
-        p.initialize(to: ThreadCache(allocatorID: allocatorID, core: core, fullFence: fullFence))
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: blockBytes, alignment: 128)
+        let state = (raw + stateOffset).bindMemory(to: CacheState.self, capacity: 1)
+        state.initialize(to: CacheState())
+        let table = (raw + tableOffset).bindMemory(to: Magazine.self, capacity: 2 * classes)
+        for i in 0..<(2 * classes) { (table + i).initialize(to: Magazine.make()) }
+        let p = raw.bindMemory(to: ThreadCache.self, capacity: 1)
+        p.initialize(to: ThreadCache(fullFence: fullFence, allocatorID: allocatorID, core: core,
+                                     thread: pthread_self(), magazines: table, state: state))
         return p
     }
 
@@ -45,9 +45,10 @@ struct ThreadCache: ~Copyable {
     static func release(_ p: UnsafeMutablePointer<ThreadCache>) {
         if p.pointee.refs.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
             for i in 0..<(2 * classes) { p.pointee.magazines[i].destroy() }
-            p.pointee.magazines.deallocate()
+            p.pointee.magazines.deinitialize(count: 2 * classes)
+            p.pointee.state.deinitialize(count: 1)
             p.deinitialize(count: 1)
-            p.deallocate()
+            UnsafeMutableRawPointer(p).deallocate()
         }
     }
 
@@ -99,4 +100,14 @@ struct ThreadCache: ~Copyable {
             magazines[2 * k + 1].drain { body($0, k) }
         }
     }
+}
+
+/// The mutable part of a ``ThreadCache``, owned like its magazines.
+struct CacheState {
+    /// The allocator is gone; the thread must not touch it.
+    var detached = false
+    /// The thread is gone; its ranges were handed back.
+    var orphaned = false
+    var hits: UInt64 = 0
+    var preferredHits: UInt64 = 0
 }

@@ -1,3 +1,4 @@
+import CSupport
 import Glibc
 import Synchronization
 
@@ -43,9 +44,10 @@ enum ThreadCaches {
         for i in 0..<state.pointee.count {
             let tc = state.pointee.entries![i]
             tc.pointee.enter()
-            if !tc.pointee.detached && !tc.pointee.orphaned {
+            let cacheState = tc.pointee.state
+            if !cacheState.pointee.detached && !cacheState.pointee.orphaned {
                 AllocatorCore.absorb(tc.pointee.core, tc)
-                tc.pointee.orphaned = true
+                cacheState.pointee.orphaned = true
             }
             tc.pointee.exit()
             ThreadCache.release(tc)
@@ -67,6 +69,18 @@ extension IOVAAllocator {
         return attachThreadCache()
     }
 
+    /// The calling thread's cache from the direct-mapped table, or nil (then use
+    /// ``currentCache()``).
+    @inline(__always)
+    func fastCache() -> UnsafeMutablePointer<ThreadCache>? {
+        let me = pthread_self()
+        let entry = threadTable + AllocatorCore.tableIndex(me)
+        if csupport_load64_relaxed(entry) == UInt64(me) {
+            return UnsafeMutablePointer(bitPattern: UInt(entry[1]))
+        }
+        return currentCache()
+    }
+
     /// Slow lookup: finds or creates this thread's cache for this allocator, and frees caches of
     /// allocators that have been destroyed since.
     @inline(never)
@@ -85,7 +99,7 @@ extension IOVAAllocator {
             let tc = st.pointee.entries![i]
             if tc.pointee.allocatorID == id { found = tc; i += 1; continue }
             tc.pointee.enter()
-            let gone = tc.pointee.detached
+            let gone = tc.pointee.state.pointee.detached
             tc.pointee.exit()
             if gone {
                 ThreadCache.release(tc)
@@ -115,6 +129,12 @@ extension IOVAAllocator {
         }
         st.pointee.lastID = id
         st.pointee.lastCache = found
+        // Claim this thread's entry in the direct-mapped table if it is free.
+        let me = pthread_self()
+        let entry = threadTable + AllocatorCore.tableIndex(me)
+        if csupport_load64_relaxed(entry) == 0, csupport_cas64(entry, 0, UInt64(me)) == 0 {
+            entry[1] = UInt64(UInt(bitPattern: found!))
+        }
         return found!
     }
 
@@ -137,9 +157,9 @@ extension IOVAAllocator {
             var kept = ContiguousArray<CacheRef>()
             var retired: [CacheRef] = []
             for c in reg.caches {
-                if c.pointer.pointee.orphaned {
-                    reg.retiredHits += c.pointer.pointee.hits
-                    reg.retiredPreferredHits += c.pointer.pointee.preferredHits
+                if c.pointer.pointee.state.pointee.orphaned {
+                    reg.retiredHits += c.pointer.pointee.state.pointee.hits
+                    reg.retiredPreferredHits += c.pointer.pointee.state.pointee.preferredHits
                     retired.append(c)
                 } else {
                     kept.append(c)

@@ -65,7 +65,7 @@ import Testing
 
     @Test func exitingThreadReturnsItsCache() throws {
         let a = try IOVAAllocator(granule: Self.g, space: 0...0xFFFF_FFFF)
-        let addresses = Mutex<[UInt64]>([])
+        let addresses = Locked<[UInt64]>([])
         runOnThreads(1) { _ in
             var mine: [UInt64] = []
             for gr in 1...20 { mine.append(try! a.allocate(size: UInt64(gr) * Self.g, limit: .max)) }
@@ -82,7 +82,7 @@ import Testing
 
     @Test func deinitWhileThreadsHoldCaches() throws {
         for round in 0..<20 {
-            let handOff = Mutex<IOVAAllocator?>(try IOVAAllocator(granule: Self.g, space: 0...0xFFFF_FFFF))
+            let handOff = Locked<IOVAAllocator?>(try IOVAAllocator(granule: Self.g, space: 0...0xFFFF_FFFF))
             let ready = Atomic<Int>(0)
             runOnThreads(3) { t in
                 if t == 0 {
