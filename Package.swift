@@ -11,6 +11,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // Atomics on raw emulated memory, thread-locals and the like: things Swift cannot spell cheaply.
@@ -22,7 +24,12 @@ let package = Package(
         .target(name: "IOMMUDrivers", dependencies: ["IOMMUCore", "IOPageTable", "Emulation", "CSupport"], swiftSettings: strict),
         .target(name: "IOVA", dependencies: ["CSupport"], swiftSettings: strict),
         .target(name: "DMA", dependencies: ["IOVA", "IOMMUCore", "Emulation"], swiftSettings: strict),
-        .target(name: "Workloads", dependencies: ["DMA", "IOMMUDrivers", "IOMMUCore", "IOVA", "Emulation", "Firmware"], swiftSettings: strict),
+        .target(
+            name: "Workloads",
+            dependencies: ["DMA", "IOMMUDrivers", "IOMMUCore", "IOVA", "Emulation", "Firmware",
+                           .product(name: "Yams", package: "Yams"),
+                           .product(name: "Histogram", package: "hdrhistogram-swift")],
+            swiftSettings: strict),
         .executableTarget(
             name: "iommu-sim",
             dependencies: ["Workloads", "Firmware", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -1,0 +1,84 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Histogram
+
+/// A monotonic nanosecond clock read with one vDSO call: cheap enough to
+/// bracket every map and unmap a scenario makes (never the DMA layer itself).
+enum ScenarioClock {
+    @inline(__always) static func nanoseconds() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
+    }
+}
+
+/// Map and unmap latencies of one run, in HdrHistograms (3 significant
+/// digits, 1 ns to 60 s), and the mapped I/O virtual address space.
+struct LatencyRecorder {
+    private(set) var map = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000_000,
+                                            numberOfSignificantValueDigits: .three)
+    private(set) var unmap = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000_000,
+                                              numberOfSignificantValueDigits: .three)
+
+    mutating func recordMap(_ nanoseconds: UInt64) { _ = map.record(max(1, nanoseconds)) }
+    mutating func recordUnmap(_ nanoseconds: UInt64) { _ = unmap.record(max(1, nanoseconds)) }
+
+    static func summary(_ histogram: Histogram<UInt64>) -> LatencySummary {
+        guard histogram.totalCount > 0 else { return .empty }
+        return LatencySummary(count: histogram.totalCount, mean: histogram.mean,
+                              p50: histogram.valueAtPercentile(50), p90: histogram.valueAtPercentile(90),
+                              p99: histogram.valueAtPercentile(99), p999: histogram.valueAtPercentile(99.9),
+                              max: histogram.max)
+    }
+
+    /// Buckets doubling in width from 16 ns, trimmed to the recorded range:
+    /// latencies span orders of magnitude, so a log axis shows them best.
+    static func buckets(_ histogram: Histogram<UInt64>) -> [HistogramBucket] {
+        guard histogram.totalCount > 0 else { return [] }
+        var buckets: [HistogramBucket] = []
+        for step in histogram.logarithmicBucketValues(valueUnitsInFirstBucket: 16, logBase: 2) {
+            buckets.append(HistogramBucket(upToNanoseconds: step.value, count: step.countAddedInThisIterationStep))
+        }
+        while let first = buckets.first, first.count == 0, buckets.count > 1, buckets[1].count == 0 { buckets.removeFirst() }
+        while let last = buckets.last, last.count == 0 { buckets.removeLast() }
+        return buckets
+    }
+}
+
+/// Samples of a run's state, kept to a bounded number: when full, every
+/// other sample is dropped and the sampling interval doubles.
+struct TimelineRecorder {
+    private(set) var samples: [TimelineSample] = []
+    private(set) var interval: UInt64
+    private var nextAt: UInt64
+    private var lastHits: UInt64 = 0
+    private var lastMisses: UInt64 = 0
+    private var lastRate = 1.0
+    static let limit = 400
+
+    init(expectedOperations: UInt64, baseline: PlatformCounters) {
+        interval = max(1, expectedOperations / 200)
+        nextAt = 0
+        lastHits = baseline.iotlbHits
+        lastMisses = baseline.iotlbMisses
+    }
+
+    func isDue(operations: UInt64) -> Bool { operations >= nextAt }
+
+    mutating func add(elapsed: Double, operations: UInt64, iovaBytes: UInt64, iotlbHits: UInt64, iotlbMisses: UInt64,
+                      faults: UInt64) {
+        let hits = iotlbHits &- lastHits, misses = iotlbMisses &- lastMisses
+        // An interval without translations keeps the last rate instead of dropping to zero.
+        if hits + misses > 0 { lastRate = Double(hits) / Double(hits + misses) }
+        lastHits = iotlbHits
+        lastMisses = iotlbMisses
+        samples.append(TimelineSample(elapsedSeconds: elapsed, operations: operations, iovaBytesInUse: iovaBytes,
+                                      iotlbHitRate: lastRate, faults: faults))
+        if samples.count >= Self.limit {
+            samples = samples.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
+            interval *= 2
+        }
+        nextAt = operations + interval
+    }
+}
