@@ -6,11 +6,24 @@ import Workloads
 
 /// Options that choose and shape the emulated platform, shared by the verbs.
 struct PlatformOptions: ParsableArguments {
-    @Option(name: .long, help: "Invalidation policy for translated default domains: strict, lazy or passthrough.")
-    var policy: String = "strict"
+    @Option(name: .long, help: ArgumentHelp(
+        "Invalidation policy for translated default domains: strict, lazy or passthrough (default strict).",
+        discussion: "With run SCENARIO --compare: a comma-separated list, each run in turn."))
+    var policy: String?
 
-    @Option(name: .long, help: "IOMMU family of the default platform: \(IOMMUFamily.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var driver: String = "vtd"
+    @Option(name: .long, help: ArgumentHelp(
+        "IOMMU family of the platform: \(IOMMUFamily.allCases.map(\.rawValue).joined(separator: ", ")) (default vtd).",
+        discussion: "With run SCENARIO --compare: a comma-separated list, each run in turn."))
+    var driver: String?
+
+    /// `--driver` as a list; nil when not given.
+    var driverNames: [String]? { driver.map(Self.list) }
+    /// `--policy` as a list; nil when not given.
+    var policyNames: [String]? { policy.map(Self.list) }
+
+    static func list(_ text: String) -> [String] {
+        text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
 
     @Flag(name: .long, help: "Use the widest address space the unit supports (VT-d 5-level tables).")
     var widest = false
@@ -22,6 +35,10 @@ struct PlatformOptions: ParsableArguments {
     var acpi: String?
 
     func specification() throws -> PlatformSpecification {
+        let policy = self.policy ?? "strict", driver = self.driver ?? "vtd"
+        for (name, value) in [("--policy", policy), ("--driver", driver)] where value.contains(",") {
+            throw ValidationError("\(name) takes one value here; a list ('\(value)') needs run SCENARIO --compare")
+        }
         let chosen: DefaultDomainPolicy
         switch policy {
         case "strict": chosen = DefaultDomainPolicy(invalidation: .strict)

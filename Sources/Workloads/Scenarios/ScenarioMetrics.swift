@@ -32,17 +32,22 @@ struct LatencyRecorder {
                               max: histogram.max)
     }
 
-    /// Buckets doubling in width from 16 ns, trimmed to the recorded range:
-    /// latencies span orders of magnitude, so a log axis shows them best.
+    /// Buckets doubling in width (up to 16 ns, 32 ns, 64 ns, ...), from the first to the last one
+    /// recorded: latencies span orders of magnitude, so a log axis shows them best.
     static func buckets(_ histogram: Histogram<UInt64>) -> [HistogramBucket] {
         guard histogram.totalCount > 0 else { return [] }
-        var buckets: [HistogramBucket] = []
-        for step in histogram.logarithmicBucketValues(valueUnitsInFirstBucket: 16, logBase: 2) {
-            buckets.append(HistogramBucket(upToNanoseconds: step.value, count: step.countAddedInThisIterationStep))
+        var counts: [Int: UInt64] = [:]
+        for step in histogram.recordedValues() {
+            counts[bucketIndex(step.value), default: 0] += UInt64(step.count)
         }
-        while let first = buckets.first, first.count == 0, buckets.count > 1, buckets[1].count == 0 { buckets.removeFirst() }
-        while let last = buckets.last, last.count == 0 { buckets.removeLast() }
-        return buckets
+        guard let lowest = counts.keys.min(), let highest = counts.keys.max() else { return [] }
+        return (lowest...highest).map { HistogramBucket(upToNanoseconds: 1 << UInt64($0), count: counts[$0] ?? 0) }
+    }
+
+    /// The smallest k >= 4 with value <= 2^k.
+    static func bucketIndex(_ value: UInt64) -> Int {
+        guard value > 16 else { return 4 }
+        return min(62, 64 - (value - 1).leadingZeroBitCount)
     }
 }
 
@@ -54,7 +59,7 @@ struct TimelineRecorder {
     private var nextAt: UInt64
     private var lastHits: UInt64 = 0
     private var lastMisses: UInt64 = 0
-    private var lastRate = 1.0
+    private var lastRate = 0.0
     static let limit = 400
 
     init(expectedOperations: UInt64, baseline: PlatformCounters) {
