@@ -37,4 +37,31 @@ import Testing
         #expect(run.operations == UInt64(Self.small(kind).operations * Self.small(kind).devices))
         #expect(!run.timeline.isEmpty)
     }
+
+    @Test(arguments: ScenarioKind.allCases, IOMMUFamily.allCases.filter { $0.isEmulated })
+    func everyScenarioRunsOnEveryEmulatedFamily(kind: ScenarioKind, family: IOMMUFamily) throws {
+        var parameters = Self.small(kind)
+        parameters.devices = 1
+        parameters.operations = max(2, parameters.operations / 4)
+        let run = try ScenarioRunner.run(kind, parameters: parameters, family: family, policy: .strict)
+        #expect(run.checksFailed == 0, "\(run.notes)")
+        #expect(run.bytesMoved > 0)
+        #expect(run.label == "\(family.rawValue)/strict")
+    }
+
+    @Test func aFamilyWithoutEmulationIsAClearError() throws {
+        guard let missing = IOMMUFamily.allCases.first(where: { !$0.isEmulated }) else { return }
+        #expect(throws: ScenarioError.familyNotEmulated(missing.rawValue)) {
+            try ScenarioRunner.report(.network, parameters: Self.small(.network), families: [.intelVTd, missing],
+                                      policies: [.strict])
+        }
+    }
+
+    @Test func theSameSeedGivesTheSameRun() throws {
+        let first = try ScenarioRunner.run(.nvme, parameters: Self.small(.nvme), family: .intelVTd, policy: .strict)
+        let second = try ScenarioRunner.run(.nvme, parameters: Self.small(.nvme), family: .intelVTd, policy: .strict)
+        #expect(first.findings == second.findings)
+        #expect(first.bytesMoved == second.bytesMoved)
+        #expect(first.checksPassed == second.checksPassed)
+    }
 }

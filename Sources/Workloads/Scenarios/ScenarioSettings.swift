@@ -62,8 +62,12 @@ public struct ScenarioSettings: Sendable, Hashable {
         if let duration { parameters.duration = duration }
         if let seed { parameters.seed = seed }
         // A size range given only at one end keeps the other end sensible.
-        if minSize == nil, let maxSize, maxSize < parameters.minSize { parameters.minSize = maxSize }
-        if maxSize == nil, let minSize, minSize > parameters.maxSize { parameters.maxSize = minSize }
+        if minSize == nil, let maxSize, ScenarioParameters.sizeLimit.contains(maxSize), maxSize < parameters.minSize {
+            parameters.minSize = maxSize
+        }
+        if maxSize == nil, let minSize, ScenarioParameters.sizeLimit.contains(minSize), minSize > parameters.maxSize {
+            parameters.maxSize = minSize
+        }
         try parameters.validate()
         return parameters
     }
