@@ -130,7 +130,12 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
         var done: UInt64 = 0
         while done < size {
             let pageSize = pageSizes.largestPage(iova: iova + done, physical: 0, remaining: size - done)
-            let unmapped = unmapPage(iova: iova + done, pageSize: pageSize)
+            var unmapped = unmapPage(iova: iova + done, pageSize: pageSize)
+            // An IOVA aligned for a large page may still have been mapped with small ones (the physical
+            // side was less aligned): the smallest size takes whatever leaf is there.
+            if unmapped == 0, pageSize > pageSizes.smallest {
+                unmapped = unmapPage(iova: iova + done, pageSize: pageSizes.smallest)
+            }
             guard unmapped > 0 else { break }
             gather.add(iova: (iova + done) & ~(unmapped - 1), size: unmapped)
             done += unmapped
