@@ -92,7 +92,9 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("\(name) applies to scenarios: iommu-sim run SCENARIO \(name) ... (see --list)")
         }
         let platform = try EmulatedPlatform(platformOptions.specification())
-        let report = DefaultWorkload(iterations: iterations ?? 64, seed: seed ?? 1).run(on: platform)
+        let progress = ProgressLine(isTerminal: ProgressLine.standardErrorIsTerminal, quiet: quiet)
+        let report = DefaultWorkload(iterations: iterations ?? 64, seed: seed ?? 1).run(on: platform, progress: progress.update)
+        progress.finish()
         if json { try printJSON(report) } else { print(report.renderText(), terminator: "") }
         if report.checksFailed > 0 { throw ExitCode(2) }
     }

@@ -64,4 +64,12 @@ import Testing
         #expect(first.bytesMoved == second.bytesMoved)
         #expect(first.checksPassed == second.checksPassed)
     }
+
+    /// 2 MiB coherent buffers land on 2 MiB-aligned IOVAs over 4 KiB-aligned pages: they must unmap.
+    @Test(arguments: IOMMUFamily.allCases.filter { $0.isEmulated })
+    func largeCoherentBuffersAreFreedOnEveryFamily(family: IOMMUFamily) throws {
+        let parameters = ScenarioParameters(devices: 1, queueDepth: 3, minSize: 2 << 20, maxSize: 2 << 20, operations: 2, seed: 1)
+        let run = try ScenarioRunner.run(.gpu, parameters: parameters, family: family, policy: .strict)
+        #expect(run.checksFailed == 0, "\(run.notes)")
+    }
 }

@@ -27,14 +27,23 @@ public struct DefaultWorkload: Sendable {
     }
 
     /// Runs the workload; never throws: every failure is a failed check in the report.
-    public func run(on platform: EmulatedPlatform) -> Report {
+    /// `progress` hears after every transfer how far the run has got.
+    public func run(on platform: EmulatedPlatform, progress: ((ScenarioProgress) -> Void)? = nil) -> Report {
         var report = platform.report()
         var passed = 0, failed = 0
+        let total = UInt64(iterations * platform.devices.count)
+        let start = ScenarioClock.nanoseconds()
+        var done: UInt64 = 0
+        let tick = {
+            done += 1
+            progress?(ScenarioProgress(label: "default workload", elapsedSeconds: Double(ScenarioClock.nanoseconds() &- start) / 1e9,
+                                       done: done, total: total, duration: nil, unit: "transfers"))
+        }
         for (index, device) in platform.devices.enumerated() {
             guard let dma = platform.dma[device.address] else { continue }
             var generator = SplitMix64(seed: seed &+ UInt64(index) &* 0x1000_0001)
             var session = DeviceSession(platform: platform, dma: dma)
-            session.exercise(iterations: iterations, generator: &generator)
+            session.exercise(iterations: iterations, generator: &generator, progress: tick)
             let engine = device.engine.statistics
             let stats = dma.statistics
             let entry = report.devices.firstIndex { $0.address == device.address.description }

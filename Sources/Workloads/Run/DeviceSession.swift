@@ -25,7 +25,8 @@ struct DeviceSession {
         }
     }
 
-    mutating func exercise(iterations: Int, generator: inout SplitMix64) {
+    /// `progress` is told after each transfer, for a progress line.
+    mutating func exercise(iterations: Int, generator: inout SplitMix64, progress: () -> Void = {}) {
         // A 32-bit device gets its buffers above 4 GiB on purpose: only the
         // IOMMU's remapping makes them reachable.
         let zone: PhysicalPageAllocator.Zone = device.addressBits <= 32 && dma.domainKind?.usesDMALayer == true
@@ -44,6 +45,7 @@ struct DeviceSession {
             let buffer = area + UInt64(offset)
             let direction: DMADirection = Bool.random(using: &generator) ? .fromDevice : .toDevice
             transfer(buffer, size: size, direction: direction, generator: &generator)
+            progress()
         }
         coherentRing(generator: &generator)
         if let region = platform.subsystem.device(at: device.address)?.reservedRegions.first(where: { $0.kind.isDirect }) {

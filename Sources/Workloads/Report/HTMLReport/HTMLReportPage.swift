@@ -84,10 +84,12 @@ public struct HTMLReportPage {
                               yLabel: "hit rate", series: runs.map { run in
                                   ChartSeries(name: run.label, points: run.timeline.map { ($0.elapsedSeconds, $0.iotlbHitRate * 100) })
                               }, yMaximum: 100) { "\(Int($0.rounded()))%" }
+        // Counts take whole-number ticks: at least 0...4 even when nothing faulted.
+        let mostFaults = runs.flatMap(\.timeline).map(\.faults).max() ?? 0
         html += SVGChart.line(id: "faults", title: "IOMMU faults recorded (cumulative)", xLabel: "elapsed", yLabel: "faults",
                               series: runs.map { run in
                                   ChartSeries(name: run.label, points: run.timeline.map { ($0.elapsedSeconds, Double($0.faults)) })
-                              }) { SVGChart.format(count: $0) }
+                              }, yMaximum: mostFaults < 4 ? 4 : nil) { SVGChart.format(count: $0) }
         guard runs.count > 1 else { return html }
         let labels = runs.map(\.label)
         func compare(_ id: String, _ title: String, _ unit: String, _ value: (RunSeries) -> Double,
@@ -103,10 +105,15 @@ public struct HTMLReportPage {
             SVGChart.format(nanoseconds: UInt64($0))
         }
         html += compare("compare-iotlb-hit-rate", "IOTLB hit rate", "%", { $0.iotlbHitRate * 100 }) { "\(Int($0.rounded()))%" }
-        html += compare("compare-invalidations", "IOTLB invalidations", "count", { Double($0.invalidations) }) {
+        html += SVGChart.bars(id: "compare-invalidations", title: "IOTLB invalidations", yLabel: "count", labels: labels,
+                              series: [("IOTLB invalidations", runs.map { Double($0.invalidations) })],
+                              rotateLabels: runs.count > 6, colorPerLabel: true,
+                              yMaximum: runs.map(\.invalidations).max() ?? 0 < 4 ? 4 : nil) { SVGChart.format(count: $0) }
+        html += SVGChart.bars(id: "compare-faults", title: "Faults", yLabel: "count", labels: labels,
+                              series: [("Faults", runs.map { Double($0.faults) })], rotateLabels: runs.count > 6,
+                              colorPerLabel: true, yMaximum: runs.map(\.faults).max() ?? 0 < 4 ? 4 : nil) {
             SVGChart.format(count: $0)
         }
-        html += compare("compare-faults", "Faults", "count", { Double($0.faults) }) { SVGChart.format(count: $0) }
         return html
     }
 

@@ -42,10 +42,11 @@ enum SVGChart {
 
     /// Bars per label; several values per label are drawn side by side, one per series.
     static func bars(id: String, title: String, yLabel: String, labels: [String], series: [(name: String, values: [Double])],
-                     rotateLabels: Bool = false, colorPerLabel: Bool = false, yFormat: (Double) -> String) -> String {
+                     rotateLabels: Bool = false, colorPerLabel: Bool = false, yMaximum: Double? = nil,
+                     yFormat: (Double) -> String) -> String {
         let values = series.flatMap(\.values)
         guard !labels.isEmpty, !values.isEmpty else { return empty(id: id, title: title) }
-        let yMax = niceCeiling(values.max() ?? 0)
+        let yMax = niceCeiling(yMaximum ?? values.max() ?? 0)
         var body = axes(yMax: yMax, yFormat: yFormat, xLabel: "", yLabel: yLabel)
         let slot = plotWidth / Double(labels.count)
         let barWidth = max(1, slot * 0.8 / Double(max(1, series.count)))
