@@ -14,15 +14,23 @@ enum ScenarioClock {
 }
 
 /// Map and unmap latencies of one run, in HdrHistograms (3 significant
-/// digits, 1 ns to 60 s), and the mapped I/O virtual address space.
-struct LatencyRecorder {
+/// digits, 1 ns to 60 s). Anything that measures maps and unmaps (a trace
+/// replay too) can record here and get a ``RunSeries``' latency fields.
+public struct LatencyRecorder: Sendable {
+    public init() {}
+
     private(set) var map = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000_000,
                                             numberOfSignificantValueDigits: .three)
     private(set) var unmap = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000_000,
                                               numberOfSignificantValueDigits: .three)
 
-    mutating func recordMap(_ nanoseconds: UInt64) { _ = map.record(max(1, nanoseconds)) }
-    mutating func recordUnmap(_ nanoseconds: UInt64) { _ = unmap.record(max(1, nanoseconds)) }
+    public mutating func recordMap(_ nanoseconds: UInt64) { _ = map.record(max(1, nanoseconds)) }
+    public mutating func recordUnmap(_ nanoseconds: UInt64) { _ = unmap.record(max(1, nanoseconds)) }
+
+    public var mapSummary: LatencySummary { Self.summary(map) }
+    public var unmapSummary: LatencySummary { Self.summary(unmap) }
+    public var mapBuckets: [HistogramBucket] { Self.buckets(map) }
+    public var unmapBuckets: [HistogramBucket] { Self.buckets(unmap) }
 
     static func summary(_ histogram: Histogram<UInt64>) -> LatencySummary {
         guard histogram.totalCount > 0 else { return .empty }

@@ -59,10 +59,8 @@ public enum ScenarioRunner {
         return RunSeries(
             label: label, driver: family.rawValue, policy: policy.rawValue, elapsedSeconds: seconds, operations: done,
             bytesMoved: after.bytesMoved &- before.bytesMoved &+ context.retiredBytesMoved,
-            mapLatency: LatencyRecorder.summary(context.latencies.map),
-            unmapLatency: LatencyRecorder.summary(context.latencies.unmap),
-            mapLatencyHistogram: LatencyRecorder.buckets(context.latencies.map),
-            unmapLatencyHistogram: LatencyRecorder.buckets(context.latencies.unmap),
+            mapLatency: context.latencies.mapSummary, unmapLatency: context.latencies.unmapSummary,
+            mapLatencyHistogram: context.latencies.mapBuckets, unmapLatencyHistogram: context.latencies.unmapBuckets,
             iotlbHits: after.iotlbHits &- before.iotlbHits, iotlbMisses: after.iotlbMisses &- before.iotlbMisses,
             invalidations: after.invalidations &- before.invalidations, faults: after.faults &- before.faults,
             timeline: timeline.samples, checksPassed: context.checksPassed, checksFailed: context.checksFailed,
