@@ -21,7 +21,7 @@ let package = Package(
         .target(name: "IOMMUCore", dependencies: ["IOPageTable", "Emulation"], swiftSettings: strict),
         .target(name: "IOMMUDrivers", dependencies: ["IOMMUCore", "IOPageTable", "Emulation", "CSupport"], swiftSettings: strict),
         .target(name: "IOVA", dependencies: ["CSupport"], swiftSettings: strict),
-        .target(name: "DMA", dependencies: ["IOVA", "IOMMUCore", "Emulation"], swiftSettings: strict),
+        .target(name: "DMA", dependencies: ["IOVA", "IOMMUCore", "Emulation", "CSupport"], swiftSettings: strict),
         .target(name: "Workloads", dependencies: ["DMA", "IOMMUDrivers", "IOMMUCore", "IOVA", "Emulation", "Firmware"], swiftSettings: strict),
         .executableTarget(
             name: "iommu-sim",
