@@ -32,7 +32,7 @@ let package = Package(
         .testTarget(name: "IOMMUCoreTests", dependencies: ["IOMMUCore", "IOMMUDrivers", "Emulation"], swiftSettings: strict),
         .testTarget(name: "IOMMUDriversTests", dependencies: ["IOMMUDrivers", "IOMMUCore", "Emulation"], swiftSettings: strict),
         .testTarget(name: "IOVATests", dependencies: ["IOVA"], swiftSettings: strict),
-        .testTarget(name: "DMATests", dependencies: ["DMA", "IOMMUDrivers", "IOMMUCore", "Emulation", "Workloads"], swiftSettings: strict),
+        .testTarget(name: "DMATests", dependencies: ["DMA", "IOMMUDrivers", "IOMMUCore", "IOPageTable", "Emulation", "Workloads"], swiftSettings: strict),
         .testTarget(name: "WorkloadsTests", dependencies: ["Workloads"], swiftSettings: strict),
         .testTarget(name: "FirmwareTests", dependencies: ["Firmware"], swiftSettings: strict),
         .testTarget(name: "ConformanceTests", dependencies: ["Workloads", "DMA", "IOMMUCore", "Emulation"], swiftSettings: strict),
