@@ -27,7 +27,7 @@ final class BouncePool: Sendable {
         var bounced: UInt64 = 0
     }
 
-    private let state: Mutex<State>
+    private let state: HostLock<State>
 
     /// - Throws: ``DMAError/bouncePoolExhausted(size:mask:)`` when no `pages` pages are free below `mask`.
     init(pages: UInt64, below mask: UInt64, allocator: PhysicalPageAllocator) throws(DMAError) {
@@ -37,7 +37,7 @@ final class BouncePool: Sendable {
         }
         pageCount = pages
         memory = allocator.memory
-        state = Mutex(State(used: Array(repeating: false, count: Int(pages))))
+        state = HostLock(State(used: Array(repeating: false, count: Int(pages))))
     }
 
     var last: PhysicalAddress { base + (pageCount * PageSize.size4K - 1) }

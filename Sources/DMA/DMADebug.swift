@@ -27,7 +27,7 @@ final class DMADebugTracker: Sendable {
     }
 
     let device: PCIAddress
-    private let state = Mutex(State())
+    private let state = HostLock(State())
     static let remembered = 256
 
     init(device: PCIAddress) { self.device = device }

@@ -15,13 +15,13 @@ final class DMADomainState: Sendable {
     let granuleMask: UInt64
     let isLazy: Bool
     let configuration: DMAConfiguration
-    private let reservedFor = Mutex<Set<PCIAddress>>([])
+    private let reservedFor = HostLock<Set<PCIAddress>>([])
     /// Every thread slot (of every device in the domain) whose queue a flush must empty.
-    private let queues = Mutex<[SlotReference]>([])
-    private let flushLock = Mutex<Void>(())
+    private let queues = HostLock<[SlotReference]>([])
+    private let flushLock = HostLock<Void>(())
     let window = LazyWindowCounters()
     /// Doorbell page → bus address inside the software-MSI window.
-    let msiPages = Mutex<[UInt64: UInt64]>([:])
+    let msiPages = HostLock<[UInt64: UInt64]>([:])
 
     /// - Throws: ``DMAError/allocator(_:)`` when the domain's geometry cannot host an allocator.
     init(domain: IOMMUDomain, configuration: DMAConfiguration) throws(DMAError) {
@@ -35,6 +35,10 @@ final class DMADomainState: Sendable {
         ledger = MappingLedger(granule: granule, space: allocator.space)
         isLazy = domain.kind == .dmaLazy
         if isLazy { FlushTimer.shared.watch(self) }
+    }
+
+    deinit {
+        if isLazy { FlushTimer.shared.forget(self) }
     }
 
     /// The state attached to `domain`, created on first use.
@@ -75,10 +79,10 @@ final class DMADomainState: Sendable {
     @inline(__always)
     func deferUnmap(iova: UInt64, size: UInt64, slot: UnsafeMutablePointer<ThreadSlot>, capacity: Int) {
         slot.pointee.lock()
-        let count = slot.pointee.pendingCount
-        if count == 0 { slot.pointee.oldestUnmap = MonotonicClock.now() }
+        let count = slot.pointee.pendingCount.load(ordering: .relaxed)
+        if count == 0 { slot.pointee.oldestUnmap.store(MonotonicClock.now(), ordering: .relaxed) }
         slot.pointee.pending[count] = PendingUnmap(iova: iova, size: size)
-        slot.pointee.pendingCount = count + 1
+        slot.pointee.pendingCount.store(count + 1, ordering: .relaxed)
         let full = count + 1 >= capacity
         slot.pointee.unlock()
         if full { flush(slots: [slot]) }
@@ -93,7 +97,8 @@ final class DMADomainState: Sendable {
         let expired = queues.withLock { $0 }.map(\.pointer).filter { slot in
                 slot.pointee.lock()
                 defer { slot.pointee.unlock() }
-                return slot.pointee.pendingCount > 0 && now &- slot.pointee.oldestUnmap >= timeout
+                return slot.pointee.pendingCount.load(ordering: .relaxed) > 0
+                    && now &- slot.pointee.oldestUnmap.load(ordering: .relaxed) >= timeout
         }
         if !expired.isEmpty { flush(slots: expired, byTimeout: true) }
     }
@@ -102,7 +107,7 @@ final class DMADomainState: Sendable {
         queues.withLock { $0 }.map(\.pointer).reduce(0) { total, slot in
                 slot.pointee.lock()
                 defer { slot.pointee.unlock() }
-                return total + slot.pointee.pendingCount
+                return total + slot.pointee.pendingCount.load(ordering: .relaxed)
         }
     }
 
@@ -112,11 +117,11 @@ final class DMADomainState: Sendable {
             var oldest = UInt64.max
             for slot in slots {
                 slot.pointee.lock()
-                let count = slot.pointee.pendingCount
+                let count = slot.pointee.pendingCount.load(ordering: .relaxed)
                 if count > 0 {
-                    oldest = min(oldest, slot.pointee.oldestUnmap)
+                    oldest = min(oldest, slot.pointee.oldestUnmap.load(ordering: .relaxed))
                     taken.append(contentsOf: UnsafeBufferPointer(start: slot.pointee.pending, count: count))
-                    slot.pointee.pendingCount = 0
+                    slot.pointee.pendingCount.store(0, ordering: .relaxed)
                 }
                 slot.pointee.unlock()
             }

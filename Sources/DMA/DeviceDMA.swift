@@ -33,7 +33,7 @@ public final class DeviceDMA: Sendable {
     let streamingMaskValue: Atomic<UInt64>
     let streamingLimit: Atomic<UInt64>
     let coherentMaskValue: Atomic<UInt64>
-    let bounce = Mutex<BouncePool?>(nil)
+    let bounce = HostLock<BouncePool?>(nil)
 
     enum Route: Sendable {
         case direct

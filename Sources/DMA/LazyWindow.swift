@@ -1,3 +1,4 @@
+import Emulation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -24,8 +25,8 @@ public struct LazyWindowStatistics: Sendable, Hashable, Codable {
 }
 
 final class LazyWindowCounters: Sendable {
-    private let state = Mutex(LazyWindowStatistics())
-    private let windowTotal = Mutex<UInt64>(0)
+    private let state = HostLock(LazyWindowStatistics())
+    private let windowTotal = HostLock<UInt64>(0)
 
     func record(ranges: Int, bytes: UInt64, nanoseconds: UInt64, byTimeout: Bool) {
         state.withLock { stats in
@@ -58,23 +59,29 @@ enum MonotonicClock {
 /// The flush queues' timer (Linux's fq_timer): one background thread that
 /// periodically flushes lazy domains whose oldest queued unmap waited longer
 /// than their timeout, so that an idle device's ranges do not stay reachable forever.
+///
+/// It holds its domains unretained (a weak reference would give every
+/// domain state a side table and make each retain on the hot path a slow
+/// one); a state leaves the list in its deinit, under the same lock the tick holds.
 final class FlushTimer: Sendable {
     static let shared = FlushTimer()
-    private struct Watched { weak var state: DMADomainState? }
-    private let watched = Mutex<[Watched]>([])
-    private let started = Mutex(false)
+    private struct Watched: @unchecked Sendable { let state: Unmanaged<DMADomainState> }
+    private let watched = HostLock<[Watched]>([])
+    private let started = HostLock(false)
     static let tickNanoseconds: UInt64 = 1_000_000
 
     func watch(_ state: DMADomainState) {
-        watched.withLock { list in
-            list.removeAll { $0.state == nil }
-            list.append(Watched(state: state))
-        }
+        watched.withLock { $0.append(Watched(state: Unmanaged.passUnretained(state))) }
         let start = started.withLock { started in
             defer { started = true }
             return !started
         }
         if start { startThread() }
+    }
+
+    func forget(_ state: DMADomainState) {
+        let identity = Unmanaged.passUnretained(state).toOpaque()
+        watched.withLock { list in list.removeAll { $0.state.toOpaque() == identity } }
     }
 
     private func startThread() {
@@ -90,8 +97,9 @@ final class FlushTimer: Sendable {
     }
 
     private func tick() {
-        let states = watched.withLock { $0.compactMap(\.state) }
         let now = MonotonicClock.now()
-        for state in states { state.flushExpired(now: now) }
+        watched.withLock { list in
+            for entry in list { entry.state._withUnsafeGuaranteedRef { $0.flushExpired(now: now) } }
+        }
     }
 }

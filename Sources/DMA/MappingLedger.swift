@@ -1,3 +1,4 @@
+import Emulation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,8 +21,8 @@ final class MappingLedger: Sendable {
     private let firstPfn: UInt64
     private let topEntries: Int
     nonisolated(unsafe) private let top: UnsafeMutableRawPointer
-    private let growth = Mutex<[UnsafeMutableRawPointer]>([])
-    private let largeSizes = Mutex<[UInt64: UInt64]>([:])
+    private let growth = HostLock<[UnsafeMutableRawPointer]>([])
+    private let largeSizes = HostLock<[UInt64: UInt64]>([:])
 
     init(granule: UInt64, space: ClosedRange<UInt64>) {
         shift = UInt64(granule.trailingZeroBitCount)

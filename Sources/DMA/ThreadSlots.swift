@@ -1,3 +1,4 @@
+import Emulation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,19 +14,20 @@ struct ThreadSlot: ~Copyable {
     let unmaps = Atomic<UInt64>(0)
     let bytes = Atomic<UInt64>(0)
     let queueLock = Atomic<Bool>(false)
-    /// Guarded by `queueLock`.
-    var pendingCount = 0
-    /// When the oldest queued range was unmapped (monotonic ns), guarded by `queueLock`.
-    var oldestUnmap: UInt64 = 0
+    /// Queued ranges; written only while `queueLock` is held (relaxed: the lock orders them).
+    let pendingCount = Atomic<Int>(0)
+    /// When the oldest queued range was unmapped (monotonic ns), under `queueLock`.
+    let oldestUnmap = Atomic<UInt64>(0)
     let pending: UnsafeMutablePointer<PendingUnmap>
 
     init(capacity: Int) { pending = .allocate(capacity: capacity) }
 
+    /// Adds to a counter this thread alone writes: a plain load and store, no read-modify-write.
     @inline(__always) func bump(_ counter: borrowing Atomic<UInt64>, by amount: UInt64) {
         counter.store(counter.load(ordering: .relaxed) &+ amount, ordering: .relaxed)
     }
 
-    @inline(__always) mutating func lock() {
+    @inline(__always) func lock() {
         var spins = 0
         while !queueLock.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
             spins += 1
@@ -53,7 +55,7 @@ final class ThreadSlotRegistry: Sendable {
     private static let nextID = Atomic<UInt64>(1)
     let id: UInt64
     let queueCapacity: Int
-    private let slots = Mutex<[SlotReference]>([])
+    private let slots = HostLock<[SlotReference]>([])
     /// Called with each new slot (the domain's flusher must see its queue).
     private let onCreate: @Sendable (UnsafeMutablePointer<ThreadSlot>) -> Void
 

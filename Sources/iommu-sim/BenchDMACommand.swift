@@ -26,6 +26,9 @@ struct BenchDMAOptions: ParsableArguments {
     @Option(name: .long, help: "IOMMU family (an emulated one): \(IOMMUFamily.allCases.filter(\.isEmulated).map(\.rawValue).joined(separator: ", ")).")
     var driver: String = IOMMUFamily.intelVTd.rawValue
 
+    @Option(name: .long, help: "GiB of emulated memory (at least 8; lower it to run under valgrind).")
+    var memoryGib: UInt64 = 64
+
     func benchmarkOptions() throws -> DMABenchmark.Options {
         guard (1...64).contains(threads) else { throw ValidationError("--threads must be 1...64") }
         guard seconds > 0, seconds <= 3600 else { throw ValidationError("--seconds must be in (0, 3600]") }
@@ -53,6 +56,8 @@ struct BenchDMAOptions: ParsableArguments {
         options.direction = chosenDirection
         options.policies = policies
         options.family = family
+        guard (8...1024).contains(memoryGib) else { throw ValidationError("--memory-gib must be 8...1024") }
+        options.memoryGiB = memoryGib
         return options
     }
 }

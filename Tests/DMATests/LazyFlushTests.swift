@@ -36,8 +36,11 @@ import Workloads
             let bus = try nic.map(buffer, size: 64, direction: .toDevice)
             try nic.unmap(bus, size: 64, direction: .toDevice)
         }
-        #expect(nic.lazyWindow.largestBatchRanges == 256)
+        // The 256th unmap fills this thread's queue; the 10 ms timer may have flushed part of it earlier (slow builds).
+        let window = nic.lazyWindow
         #expect(nic.deferredUnmaps == 0)
+        #expect(window.rangesFlushed == 256)
+        #expect(window.largestBatchRanges == 256 || window.flushesByTimeout > 0)
     }
 
     @Test(arguments: [DefaultDomainPolicy.Invalidation.strict, .lazy])

@@ -12,7 +12,7 @@ public final class VTdUnit: TranslationUnit, Sendable {
     public let name: String
     public let memory: PhysicalMemory
     public let configuration: VTdUnitConfiguration
-    let state: Mutex<State>
+    let state: HostLock<State>
     private let faultInterrupt = Mutex<(@Sendable () -> Void)?>(nil)
 
     struct CachedContext {
@@ -52,7 +52,7 @@ public final class VTdUnit: TranslationUnit, Sendable {
         self.name = name
         self.memory = memory
         self.configuration = configuration
-        state = Mutex(State(iotlb: TranslationCache(sets: configuration.iotlbSets, ways: configuration.iotlbWays),
+        state = HostLock(State(iotlb: TranslationCache(sets: configuration.iotlbSets, ways: configuration.iotlbWays),
                             faults: VTdFaultRecorder(count: configuration.faultRecordCount)))
     }
 

@@ -22,6 +22,8 @@ public enum DMABenchmark {
         public var family: IOMMUFamily = .intelVTd
         /// Mappings made before they are unmapped, per timed batch.
         public var batch: Int = 32
+        /// Emulated memory; smaller than the default platform's 64 GiB so that valgrind can reserve it.
+        public var memoryGiB: UInt64 = 64
 
         public init() {}
     }
@@ -71,8 +73,14 @@ public enum DMABenchmark {
     public static func run(_ options: Options) throws -> Report {
         var results: [Result] = []
         for policy in options.policies {
-            let platform = try EmulatedPlatform(.defaultPlatform(family: options.family,
-                                                                 policy: DefaultDomainPolicy(invalidation: policy)))
+            var specification = try PlatformSpecification.defaultPlatform(family: options.family,
+                                                                          policy: DefaultDomainPolicy(invalidation: policy))
+            let top = max(8, options.memoryGiB) << 30
+            specification.memoryBytes = top
+            specification.usableMemory = specification.usableMemory.compactMap { range in
+                range.lowerBound.value < top ? range.lowerBound...min(range.upperBound, PhysicalAddress(top - 1)) : nil
+            }
+            let platform = try EmulatedPlatform(specification)
             guard let nic = platform.dma(for: "nic0") else { continue }
             let size = options.pages * 4096
             var buffers: [PhysicalAddress] = []
@@ -86,7 +94,7 @@ public enum DMABenchmark {
             }
             nic.flushDeferred()
             let window = nic.lazyWindow
-            let read = try deviceRead(nic, buffer: buffers[0], iterations: options.iterations ?? 200_000)
+            let read = try deviceRead(nic, buffer: buffers[0], iterations: 100_000)
             results.append(summarize(samples, options: options, policy: policy, deviceReadNs: read, window: window))
         }
         return Report(results: results)
