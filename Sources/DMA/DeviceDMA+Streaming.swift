@@ -14,9 +14,14 @@ extension DeviceDMA {
     @inline(__always)
     public func map(_ physical: PhysicalAddress, size: Int, direction: DMADirection) throws(DMAError) -> IOVirtualAddress {
         guard size > 0 else { throw Self.sizeError(size) }
-        if let state = fastState, physical.value & state.granuleMask &+ UInt64(size) <= state.granule,
-           managed?.group.isClaimed != true {
-            return try mapOnePage(physical, size: UInt64(size), direction: direction, state: state)
+        if let reference = fastStateReference, !isClaimed {
+            let outcome = reference._withUnsafeGuaranteedRef { state -> Result<IOVirtualAddress, DMAError>? in
+                guard physical.value & state.granuleMask &+ UInt64(size) <= state.granule else { return nil }
+                return Result { () throws(DMAError) in
+                    try mapOnePage(physical, size: UInt64(size), direction: direction, state: state)
+                }
+            }
+            if let outcome { return try outcome.get() }
         }
         return try mapGeneral(physical, size: UInt64(size), direction: direction, call: "map")
     }
@@ -112,9 +117,12 @@ extension DeviceDMA {
     @inline(__always)
     public func unmap(_ busAddress: IOVirtualAddress, size: Int, direction: DMADirection) throws(DMAError) {
         guard size > 0 else { throw Self.sizeError(size) }
-        if let state = fastState, busAddress.value & state.granuleMask &+ UInt64(size) <= state.granule,
-           managed?.group.isClaimed != true {
-            return try unmapOnePage(busAddress, size: UInt64(size), state: state)
+        if let reference = fastStateReference, !isClaimed {
+            let outcome = reference._withUnsafeGuaranteedRef { state -> Result<Void, DMAError>? in
+                guard busAddress.value & state.granuleMask &+ UInt64(size) <= state.granule else { return nil }
+                return Result { () throws(DMAError) in try unmapOnePage(busAddress, size: UInt64(size), state: state) }
+            }
+            if let outcome { return try outcome.get() }
         }
         try unmapGeneral(busAddress, size: UInt64(size), direction: direction, call: "unmap")
     }

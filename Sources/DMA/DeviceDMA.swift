@@ -24,6 +24,11 @@ public final class DeviceDMA: Sendable {
     let route: Route
     /// The translated domain when the one-page fast path applies (trusted, no debug checking).
     let fastState: DMADomainState?
+    /// The same, unretained: `route` keeps it alive, and the hot path borrows
+    /// it through `_withUnsafeGuaranteedRef` instead of paying a retain/release.
+    let fastStateReference: Unmanaged<DMADomainState>?
+    /// The group whose claim the hot path checks, unretained (`managed` keeps it alive).
+    let claimGroup: Unmanaged<IOMMUGroup>?
     /// Whether partial-page mappings are bounced: untrusted devices behind a translating IOMMU.
     let bouncesPartialPages: Bool
     let debug: DMADebugTracker?
@@ -72,6 +77,8 @@ public final class DeviceDMA: Sendable {
         if case let .translated(state) = route { translatedState = state }
         bouncesPartialPages = translatedState != nil && device.isUntrusted
         fastState = configuration.debugChecks || device.isUntrusted ? nil : translatedState
+        fastStateReference = fastState.map { Unmanaged.passUnretained($0) }
+        claimGroup = managed.map { Unmanaged.passUnretained($0.group) }
         streamingLimit = Atomic(min(mask, translatedState?.domain.geometry.aperture.upperBound ?? mask))
         slots = ThreadSlotRegistry(queueCapacity: configuration.flushQueueThreshold) { [translatedState] slot in
             translatedState?.adopt(slot)
@@ -122,6 +129,10 @@ public final class DeviceDMA: Sendable {
     func preferredLimit(under limit: UInt64) -> UInt64? {
         prefers32BitAddresses && limit > 0xFFFF_FFFF ? 0xFFFF_FFFF : nil
     }
+
+    /// Whether a user other than the DMA layer owns the device's group now: one atomic load, no retain.
+    @inline(__always)
+    var isClaimed: Bool { claimGroup?._withUnsafeGuaranteedRef { $0.isClaimed } ?? false }
 
     func checkUsable() throws(DMAError) -> Route {
         if let managed, managed.group.isClaimed {

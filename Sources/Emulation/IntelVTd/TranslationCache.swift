@@ -100,21 +100,26 @@ public struct TranslationCache: Sendable {
     private mutating func invalidateByProbing(domain: UInt32, first: UInt64, last: UInt64) -> Int {
         var dropped = 0
         var shifts = shiftsInUse
-        while shifts != 0 {
-            let shift = UInt8(shifts.trailingZeroBitCount)
-            shifts &= shifts - 1
-            var frame = first >> shift
-            while frame <= last >> shift {
-                let start = setIndex(domain: domain, frame: frame, shift: shift) * ways
-                let base = frame << shift
-                for slot in start..<(start + ways) where entries[slot].valid {
-                    if entries[slot].pageBase == base, entries[slot].pageShift == shift, entries[slot].domain == domain {
-                        entries[slot].valid = false
-                        dropped += 1
+        let (sets, ways) = (self.sets, self.ways)
+        entries.withUnsafeMutableBufferPointer { entries in
+            while shifts != 0 {
+                let shift = UInt8(shifts.trailingZeroBitCount)
+                shifts &= shifts - 1
+                var frame = first >> shift
+                while frame <= last >> shift {
+                    var mixed = frame &* 0x9E37_79B9_7F4A_7C15
+                    mixed ^= UInt64(domain) &* 0xC2B2_AE3D_27D4_EB4F ^ UInt64(shift)
+                    let start = Int(truncatingIfNeeded: (mixed >> 29) % UInt64(sets)) &* ways
+                    let base = frame << shift
+                    for slot in start..<(start &+ ways) where entries[slot].valid {
+                        if entries[slot].pageBase == base, entries[slot].pageShift == shift, entries[slot].domain == domain {
+                            entries[slot].valid = false
+                            dropped += 1
+                        }
                     }
+                    if frame == UInt64.max >> shift { break }
+                    frame += 1
                 }
-                if frame == UInt64.max >> shift { break }
-                frame += 1
             }
         }
         return dropped

@@ -9,6 +9,8 @@ import CSupport
 final class VTdDomain: IOMMUDomain, @unchecked Sendable {
     let domainID: UInt16
     let table: VTdSecondLevelTable?
+    /// `table`, unretained for the single-page paths (the strong `table` keeps it alive).
+    let tableReference: Unmanaged<VTdSecondLevelTable>?
     /// The invalidation queues of the units this domain is attached through,
     /// read on every strict unmap without a lock.
     let units = VTdUnitQueueList()
@@ -16,6 +18,7 @@ final class VTdDomain: IOMMUDomain, @unchecked Sendable {
     init(kind: DomainKind, domainID: UInt16, table: VTdSecondLevelTable?, pageSizes: PageSizeSet) {
         self.domainID = domainID
         self.table = table
+        tableReference = table.map { Unmanaged.passUnretained($0) }
         let aperture: ClosedRange<UInt64> = table.map { 0...((1 << UInt64($0.inputAddressBits)) - 1) } ?? 0...UInt64.max
         super.init(kind: kind, geometry: DomainGeometry(aperture: aperture, outside: .blocked, enforcesAperture: true),
                    pageSizes: pageSizes, driverName: VTdDriver.driverName)
@@ -35,8 +38,12 @@ final class VTdDomain: IOMMUDomain, @unchecked Sendable {
     override func lookup(_ iova: UInt64) -> PageTableLookup? { table?.lookup(iova) }
 
     override func mapGranule(iova: UInt64, physical: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
-        guard let table else { throw .domainDoesNotTranslate(kind) }
-        do { try table.map4K(iova: iova, physical: physical, permissions: permissions) } catch {
+        guard let tableReference else { throw .domainDoesNotTranslate(kind) }
+        let failure = tableReference._withUnsafeGuaranteedRef { table -> PageTableError? in
+            do throws(PageTableError) { try table.map4K(iova: iova, physical: physical, permissions: permissions) } catch { return error }
+            return nil
+        }
+        if let error = failure {
             if case .beyondAddressWidth = error {
                 throw .outsideAperture(iova: iova, size: PageSize.size4K, aperture: geometry.aperture)
             }
@@ -48,7 +55,7 @@ final class VTdDomain: IOMMUDomain, @unchecked Sendable {
     }
 
     override func unmapGranule(iova: UInt64, gather: inout IOTLBGather) -> PhysicalAddress? {
-        guard let found = table?.unmap4K(iova: iova) else { return nil }
+        guard let found = tableReference?._withUnsafeGuaranteedRef({ $0.unmap4K(iova: iova) }) else { return nil }
         gather.add(iova: iova, size: PageSize.size4K)
         return found.physical
     }

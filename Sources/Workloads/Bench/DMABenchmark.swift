@@ -49,6 +49,8 @@ public enum DMABenchmark {
         public var deviceReadNs: Double
         /// Lazy mode: the longest an unmapped range stayed reachable, and the most ranges one flush released.
         public var lazyWindowMaxNs: UInt64
+        /// Lazy mode: the mean wait of each flushed batch's oldest range.
+        public var lazyWindowMeanNs: UInt64
         public var lazyWindowMaxRanges: UInt64
     }
 
@@ -62,7 +64,7 @@ public enum DMABenchmark {
                 table.add([r.driver, r.policy, "\(r.threads)", "\(r.pages)", "\(r.iterations)", String(oneDecimal: r.mapNs),
                            String(oneDecimal: r.mapStddevNs), String(oneDecimal: r.unmapNs), String(oneDecimal: r.unmapStddevNs),
                            String(oneDecimal: r.nsPerOp), String(Int(r.opsPerSecond)), String(oneDecimal: r.deviceReadNs),
-                           r.policy == "lazy" ? "\(r.lazyWindowMaxNs / 1000) us, \(r.lazyWindowMaxRanges) ranges" : "-"])
+                           r.policy == "lazy" ? "mean \(r.lazyWindowMeanNs / 1000) us, max \(r.lazyWindowMaxNs / 1000) us, \(r.lazyWindowMaxRanges) ranges" : "-"])
             }
             return table.render()
         }
@@ -158,7 +160,8 @@ public enum DMABenchmark {
                       direction: options.direction.rawValue, iterations: pairs / max(1, samples.count), mapNs: map,
                       mapStddevNs: mapDeviation, unmapNs: unmap, unmapStddevNs: unmapDeviation, nsPerOp: map + unmap,
                       opsPerSecond: longest > 0 ? Double(pairs) * 1e9 / Double(longest) : 0, deviceReadNs: deviceReadNs,
-                      lazyWindowMaxNs: window.longestWindowNanoseconds, lazyWindowMaxRanges: window.largestBatchRanges)
+                      lazyWindowMaxNs: window.longestWindowNanoseconds, lazyWindowMeanNs: window.meanWindowNanoseconds,
+                      lazyWindowMaxRanges: window.largestBatchRanges)
     }
 
     static func now() -> UInt64 {
