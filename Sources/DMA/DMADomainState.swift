@@ -41,6 +41,13 @@ final class DMADomainState: Sendable {
         if isLazy { FlushTimer.shared.forget(self) }
     }
 
+    /// Whether a span of a few granules can only be mapped with granule-size
+    /// pages (no larger supported page fits in it), so the single-page path serves it.
+    @inline(__always)
+    func onlyGranulesFit(_ span: UInt64) -> Bool {
+        span <= granule &* 64 && domain.pageSizes.bitmap & ~((granule << 1) &- 1) & ((span << 1) &- 1) == 0
+    }
+
     /// The state attached to `domain`, created on first use.
     static func attached(to domain: IOMMUDomain, configuration: DMAConfiguration) throws(DMAError) -> DMADomainState {
         try domain.dmaCookie.withLock { (cookie) throws(DMAError) -> DMADomainState in

@@ -96,6 +96,8 @@ extension DeviceDMA {
         do {
             if span == granule {
                 try state.domain.mapGranule(iova: iova, physical: physical.value - offset, permissions: permissions)
+            } else if state.onlyGranulesFit(span) {
+                try mapGranules(iova: iova, physical: physical.value - offset, span: span, permissions: permissions, in: state)
             } else {
                 try state.domain.map(iova: IOVirtualAddress(iova), physical: PhysicalAddress(physical.value - offset),
                                      size: span, permissions: permissions)
@@ -106,6 +108,29 @@ extension DeviceDMA {
         }
         state.ledger.record(iova: iova, granules: span / granule)
         return IOVirtualAddress(iova + offset)
+    }
+
+    /// Maps a few pages one granule at a time through the driver's single-page
+    /// path, which for spans no larger page fits is what the general split
+    /// would do anyway, minus its per-page bookkeeping. All or nothing.
+    func mapGranules(iova: UInt64, physical: UInt64, span: UInt64, permissions: AccessPermissions,
+                     in state: DMADomainState) throws(IOMMUError) {
+        var done: UInt64 = 0
+        do {
+            while done < span {
+                try state.domain.mapGranule(iova: iova + done, physical: physical + done, permissions: permissions)
+                done += state.granule
+            }
+        } catch {
+            var gather = IOTLBGather()
+            var undone: UInt64 = 0
+            while undone < done {
+                _ = state.domain.unmapGranule(iova: iova + undone, gather: &gather)
+                undone += state.granule
+            }
+            state.domain.flush(gather)
+            throw error
+        }
     }
 
     /// Ends a streaming mapping. In a strict domain the IOTLB no longer holds
@@ -186,10 +211,20 @@ extension DeviceDMA {
         case let .mismatch(mapped):
             throw .sizeMismatch(busAddress: busAddress.value, mapped: mapped * granule, given: length)
         }
-        let physical = PhysicalAddress((state.domain.translate(IOVirtualAddress(iova))?.value ?? 0) + offset)
         var gather = IOTLBGather()
-        do { try state.domain.unmap(iova: IOVirtualAddress(iova), size: span, gather: &gather) } catch {
-            throw .iommu(error)
+        let physical: PhysicalAddress
+        if state.onlyGranulesFit(span), let first = state.domain.unmapGranule(iova: iova, gather: &gather) {
+            physical = first + offset
+            var done = granule
+            while done < span {
+                _ = state.domain.unmapGranule(iova: iova + done, gather: &gather)
+                done += granule
+            }
+        } else {
+            physical = PhysicalAddress((state.domain.translate(IOVirtualAddress(iova))?.value ?? 0) + offset)
+            do { try state.domain.unmap(iova: IOVirtualAddress(iova), size: span, gather: &gather) } catch {
+                throw .iommu(error)
+            }
         }
         if state.isLazy && !forceStrict {
             state.deferUnmap(iova: iova, size: span, slot: slots.current, capacity: slots.queueCapacity)
