@@ -104,8 +104,9 @@ final class DMADomainState: Sendable {
         let expired = queues.withLock { $0 }.map(\.pointer).filter { slot in
                 slot.pointee.lock()
                 defer { slot.pointee.unlock() }
-                return slot.pointee.pendingCount.load(ordering: .relaxed) > 0
-                    && now &- slot.pointee.oldestUnmap.load(ordering: .relaxed) >= timeout
+                let oldest = slot.pointee.oldestUnmap.load(ordering: .relaxed)
+                // A range queued after `now` was taken is not late, however the subtraction wraps.
+                return slot.pointee.pendingCount.load(ordering: .relaxed) > 0 && now >= oldest && now - oldest >= timeout
         }
         if !expired.isEmpty { flush(slots: expired, byTimeout: true) }
     }

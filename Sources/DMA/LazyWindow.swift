@@ -97,8 +97,8 @@ final class FlushTimer: Sendable {
     }
 
     private func tick() {
-        let now = MonotonicClock.now()
         watched.withLock { list in
+            let now = MonotonicClock.now()
             for entry in list { entry.state._withUnsafeGuaranteedRef { $0.flushExpired(now: now) } }
         }
     }
