@@ -23,7 +23,7 @@ let package = Package(
         .target(name: "IOMMUCore", dependencies: ["IOPageTable", "Emulation"], swiftSettings: strict),
         .target(name: "IOMMUDrivers", dependencies: ["IOMMUCore", "IOPageTable", "Emulation", "CSupport"], swiftSettings: strict),
         .target(name: "IOVA", dependencies: ["CSupport"], swiftSettings: strict),
-        .target(name: "DMA", dependencies: ["IOVA", "IOMMUCore", "Emulation"], swiftSettings: strict),
+        .target(name: "DMA", dependencies: ["IOVA", "IOMMUCore", "Emulation", "CSupport"], swiftSettings: strict),
         .target(
             name: "Workloads",
             dependencies: ["DMA", "IOMMUDrivers", "IOMMUCore", "IOVA", "Emulation", "Firmware",
@@ -39,7 +39,7 @@ let package = Package(
         .testTarget(name: "IOMMUCoreTests", dependencies: ["IOMMUCore", "IOMMUDrivers", "Emulation"], swiftSettings: strict),
         .testTarget(name: "IOMMUDriversTests", dependencies: ["IOMMUDrivers", "IOMMUCore", "Emulation"], swiftSettings: strict),
         .testTarget(name: "IOVATests", dependencies: ["IOVA"], swiftSettings: strict),
-        .testTarget(name: "DMATests", dependencies: ["DMA", "IOMMUDrivers", "IOMMUCore", "Emulation", "Workloads"], swiftSettings: strict),
+        .testTarget(name: "DMATests", dependencies: ["DMA", "IOMMUDrivers", "IOMMUCore", "IOPageTable", "Emulation", "Workloads"], swiftSettings: strict),
         .testTarget(name: "WorkloadsTests", dependencies: ["Workloads", "Firmware", "IOMMUCore", "Emulation"], swiftSettings: strict),
         .testTarget(name: "FirmwareTests", dependencies: ["Firmware"], swiftSettings: strict),
         .testTarget(name: "ConformanceTests", dependencies: ["Workloads", "DMA", "IOMMUCore", "Emulation"], swiftSettings: strict),

@@ -10,11 +10,12 @@ public enum DMADirection: String, Sendable, Hashable, Codable, CaseIterable, Cus
     case fromDevice = "from-device"
     case bidirectional
 
+    @inlinable
     public var devicePermissions: AccessPermissions {
         switch self {
-        case .toDevice: .read
-        case .fromDevice: .write
-        case .bidirectional: .readWrite
+        case .toDevice: AccessPermissions(rawValue: 1)
+        case .fromDevice: AccessPermissions(rawValue: 2)
+        case .bidirectional: AccessPermissions(rawValue: 3)
         }
     }
 

@@ -4,31 +4,55 @@ import IOVA
 import Synchronization
 
 /// What the DMA layer keeps per translated domain (Linux's iommu_dma_cookie):
-/// the IOVA allocator set up from the domain's capabilities, the devices
-/// whose reserved regions are already punched out of it, and the lazy
-/// flush queue.
+/// the IOVA allocator set up from the domain's capabilities, the ledger of
+/// live mappings, the devices whose reserved regions are already punched
+/// out, the lazy flush queues and the software-MSI doorbell mappings.
 final class DMADomainState: Sendable {
     let domain: IOMMUDomain
     let allocator: IOVAAllocator
+    let ledger: MappingLedger
     let granule: UInt64
-    let flushQueue: FlushQueue?
-    private let reservedFor = Mutex<Set<PCIAddress>>([])
+    let granuleMask: UInt64
+    let isLazy: Bool
+    let configuration: DMAConfiguration
+    private let reservedFor = HostLock<Set<PCIAddress>>([])
+    /// Every thread slot (of every device in the domain) whose queue a flush must empty.
+    private let queues = HostLock<[SlotReference]>([])
+    private let flushLock = HostLock<Void>(())
+    let window = LazyWindowCounters()
+    /// Doorbell page → bus address inside the software-MSI window.
+    let msiPages = HostLock<[UInt64: UInt64]>([:])
 
     /// - Throws: ``DMAError/allocator(_:)`` when the domain's geometry cannot host an allocator.
-    init(domain: IOMMUDomain) throws(DMAError) {
+    init(domain: IOMMUDomain, configuration: DMAConfiguration) throws(DMAError) {
         self.domain = domain
+        self.configuration = configuration
         granule = domain.pageSizes.smallest
+        granuleMask = granule - 1
         do {
             allocator = try IOVAAllocator(granule: granule, space: domain.geometry.aperture)
         } catch { throw .allocator(error) }
-        flushQueue = domain.kind == .dmaLazy ? FlushQueue() : nil
+        ledger = MappingLedger(granule: granule, space: allocator.space)
+        isLazy = domain.kind == .dmaLazy
+        if isLazy { FlushTimer.shared.watch(self) }
+    }
+
+    deinit {
+        if isLazy { FlushTimer.shared.forget(self) }
+    }
+
+    /// Whether a span of a few granules can only be mapped with granule-size
+    /// pages (no larger supported page fits in it), so the single-page path serves it.
+    @inline(__always)
+    func onlyGranulesFit(_ span: UInt64) -> Bool {
+        span <= granule &* 64 && domain.pageSizes.bitmap & ~((granule << 1) &- 1) & ((span << 1) &- 1) == 0
     }
 
     /// The state attached to `domain`, created on first use.
-    static func attached(to domain: IOMMUDomain) throws(DMAError) -> DMADomainState {
+    static func attached(to domain: IOMMUDomain, configuration: DMAConfiguration) throws(DMAError) -> DMADomainState {
         try domain.dmaCookie.withLock { (cookie) throws(DMAError) -> DMADomainState in
             if let existing = cookie as? DMADomainState { return existing }
-            let state = try DMADomainState(domain: domain)
+            let state = try DMADomainState(domain: domain, configuration: configuration)
             cookie = state
             return state
         }
@@ -46,32 +70,76 @@ final class DMADomainState: Sendable {
             do { try allocator.reserve(first...last) } catch { throw .allocator(error) }
         }
     }
-}
 
-/// Unmapped ranges of a lazy domain wait here until one domain-wide IOTLB
-/// flush makes them safe to reuse; until then a device can still reach them
-/// through stale IOTLB entries, which is the price of lazy mode.
-final class FlushQueue: Sendable {
-    static let capacity = 256
-    private let pending = Mutex<[(iova: UInt64, size: UInt64)]>([])
+    func adopt(_ slot: UnsafeMutablePointer<ThreadSlot>) { queues.withLock { $0.append(SlotReference(pointer: slot)) } }
 
-    /// Adds a range; returns the ranges to free if the queue must be flushed now.
-    func enqueue(iova: UInt64, size: UInt64) -> [(iova: UInt64, size: UInt64)]? {
-        pending.withLock { pending in
-            if pending.capacity < Self.capacity { pending.reserveCapacity(Self.capacity) }
-            pending.append((iova, size))
-            guard pending.count >= Self.capacity else { return nil }
-            defer { pending.removeAll(keepingCapacity: true) }
-            return pending
+    /// Drops a departing device's slots after flushing whatever they hold.
+    func forget(_ slots: [UnsafeMutablePointer<ThreadSlot>]) {
+        flushDeferred()
+        queues.withLock { list in list.removeAll { slots.contains($0.pointer) } }
+    }
+
+    // MARK: Lazy invalidation
+
+    /// Queues an unmapped range on the calling thread's queue; when the
+    /// queue is full, one domain-wide invalidation makes its ranges reusable.
+    @inline(__always)
+    func deferUnmap(iova: UInt64, size: UInt64, slot: UnsafeMutablePointer<ThreadSlot>, capacity: Int) {
+        slot.pointee.lock()
+        let count = slot.pointee.pendingCount.load(ordering: .relaxed)
+        if count == 0 { slot.pointee.oldestUnmap.store(MonotonicClock.now(), ordering: .relaxed) }
+        slot.pointee.pending[count] = PendingUnmap(iova: iova, size: size)
+        slot.pointee.pendingCount.store(count + 1, ordering: .relaxed)
+        let full = count + 1 >= capacity
+        slot.pointee.unlock()
+        if full { flush(slots: [slot]) }
+    }
+
+    /// Invalidates the whole domain once, then frees every queued range.
+    func flushDeferred() { flush(slots: queues.withLock { $0 }.map(\.pointer)) }
+
+    /// Flushes the queues whose oldest range waited longer than the timeout (the flush timer's tick).
+    func flushExpired(now: UInt64) {
+        let timeout = configuration.flushTimeoutNanoseconds
+        let expired = queues.withLock { $0 }.map(\.pointer).filter { slot in
+                slot.pointee.lock()
+                defer { slot.pointee.unlock() }
+                let oldest = slot.pointee.oldestUnmap.load(ordering: .relaxed)
+                // A range queued after `now` was taken is not late, however the subtraction wraps.
+                return slot.pointee.pendingCount.load(ordering: .relaxed) > 0 && now >= oldest && now - oldest >= timeout
+        }
+        if !expired.isEmpty { flush(slots: expired, byTimeout: true) }
+    }
+
+    var pendingCount: Int {
+        queues.withLock { $0 }.map(\.pointer).reduce(0) { total, slot in
+                slot.pointee.lock()
+                defer { slot.pointee.unlock() }
+                return total + slot.pointee.pendingCount.load(ordering: .relaxed)
         }
     }
 
-    func drain() -> [(iova: UInt64, size: UInt64)] {
-        pending.withLock { pending in
-            defer { pending.removeAll(keepingCapacity: true) }
-            return pending
+    private func flush(slots: [UnsafeMutablePointer<ThreadSlot>], byTimeout: Bool = false) {
+        flushLock.withLock { _ in
+            var taken: [PendingUnmap] = []
+            var oldest = UInt64.max
+            for slot in slots {
+                slot.pointee.lock()
+                let count = slot.pointee.pendingCount.load(ordering: .relaxed)
+                if count > 0 {
+                    oldest = min(oldest, slot.pointee.oldestUnmap.load(ordering: .relaxed))
+                    taken.append(contentsOf: UnsafeBufferPointer(start: slot.pointee.pending, count: count))
+                    slot.pointee.pendingCount.store(0, ordering: .relaxed)
+                }
+                slot.pointee.unlock()
+            }
+            guard !taken.isEmpty else { return }
+            // Until this returns, a device may still reach every taken range through its IOTLB.
+            domain.flushAll()
+            let now = MonotonicClock.now()
+            window.record(ranges: taken.count, bytes: taken.reduce(0) { $0 + $1.size },
+                          nanoseconds: now &- oldest, byTimeout: byTimeout)
+            for entry in taken { try? allocator.free(address: entry.iova, size: entry.size) }
         }
     }
-
-    var count: Int { pending.withLock { $0.count } }
 }

@@ -4,26 +4,41 @@ import IOVA
 import Synchronization
 
 /// The DMA API for one device: the single implementation that serves every
-/// IOMMU family (Linux's dma-iommu.c plus dma-direct).
+/// IOMMU family (Linux's dma-iommu.c plus dma-direct and swiotlb).
 ///
 /// It reads only what the IOMMU-API reports: the device's default domain,
 /// that domain's aperture and page sizes, and the device's reserved regions.
 /// A translated domain gets an IOVA allocator over its aperture (minus the
 /// reserved regions) and mappings made with the domain's map/unmap; an
 /// identity domain or a device behind no IOMMU gets bus address = physical
-/// address, checked against the DMA mask.
+/// address, through a bounce pool below the mask when the buffer lies beyond it.
 public final class DeviceDMA: Sendable {
     public let device: PCIDevice
     public let pages: PhysicalPageAllocator
     /// The IOMMU-API's view of the device; nil when no IOMMU covers it.
     public let managed: IOMMUDevice?
-    let route: Route
-    private let streamingMaskBits: Atomic<Int>
-    private let coherentMaskBits: Atomic<Int>
+    public let configuration: DMAConfiguration
     /// Try below 4 GiB first for wide-mask PCI devices, as Linux does, to keep
     /// 32-bit-friendly translations (single-address-cycle) the common case.
     public let prefers32BitAddresses: Bool
-    let counters = DMACounters()
+    let route: Route
+    /// The translated domain when the one-page fast path applies (trusted, no debug checking).
+    let fastState: DMADomainState?
+    /// The same, unretained: `route` keeps it alive, and the hot path borrows
+    /// it through `_withUnsafeGuaranteedRef` instead of paying a retain/release.
+    let fastStateReference: Unmanaged<DMADomainState>?
+    /// The group whose claim the hot path checks, unretained (`managed` keeps it alive).
+    let claimGroup: Unmanaged<IOMMUGroup>?
+    /// Whether partial-page mappings are bounced: untrusted devices behind a translating IOMMU.
+    let bouncesPartialPages: Bool
+    let debug: DMADebugTracker?
+    let slots: ThreadSlotRegistry
+    private let masks = Mutex<(streaming: UInt64, coherent: UInt64)>((0, 0))
+    /// The streaming mask and the highest usable IOVA under it, read with plain loads on every map.
+    let streamingMaskValue: Atomic<UInt64>
+    let streamingLimit: Atomic<UInt64>
+    let coherentMaskValue: Atomic<UInt64>
+    let bounce = HostLock<BouncePool?>(nil)
 
     enum Route: Sendable {
         case direct
@@ -33,51 +48,91 @@ public final class DeviceDMA: Sendable {
 
     /// Sets the device up for DMA through the IOMMU-API.
     /// - Throws: ``DMAError/allocator(_:)`` when the default domain's geometry cannot host an
-    ///   IOVA allocator; ``DMAError/allocator(_:)`` when a reserved region cannot be punched out.
+    ///   IOVA allocator, or when a reserved region cannot be punched out.
     public init(device: PCIDevice, subsystem: IOMMUSubsystem?, pages: PhysicalPageAllocator,
-                prefers32BitAddresses: Bool = true) throws(DMAError) {
+                prefers32BitAddresses: Bool = true, configuration: DMAConfiguration = .init()) throws(DMAError) {
         self.device = device
         self.pages = pages
         self.prefers32BitAddresses = prefers32BitAddresses
-        streamingMaskBits = Atomic(device.addressBits)
-        coherentMaskBits = Atomic(min(device.addressBits, 64))
+        self.configuration = configuration
+        let mask = Self.mask(device.addressBits)
+        streamingMaskValue = Atomic(mask)
+        coherentMaskValue = Atomic(mask)
         managed = subsystem?.device(at: device.address)
-        guard let managed, let domain = managed.group.defaultDomain else {
-            route = .direct
-            return
+        debug = configuration.debugChecks ? DMADebugTracker(device: device.address) : nil
+        var route = Route.direct
+        if let managed, let domain = managed.group.defaultDomain {
+            switch domain.kind {
+            case .identity: route = .direct
+            case .dma, .dmaLazy:
+                let state = try DMADomainState.attached(to: domain, configuration: configuration)
+                try state.reserveRegions(of: managed)
+                route = .translated(state)
+            case .blocked: route = .unusable("its default domain blocks all DMA")
+            case .unmanaged: route = .unusable("its default domain is unmanaged")
+            }
         }
-        switch domain.kind {
-        case .identity: route = .direct
-        case .dma, .dmaLazy:
-            let state = try DMADomainState.attached(to: domain)
-            try state.reserveRegions(of: managed)
-            route = .translated(state)
-        case .blocked: route = .unusable("its default domain blocks all DMA")
-        case .unmanaged: route = .unusable("its default domain is unmanaged")
+        self.route = route
+        var translatedState: DMADomainState?
+        if case let .translated(state) = route { translatedState = state }
+        bouncesPartialPages = translatedState != nil && device.isUntrusted
+        fastState = configuration.debugChecks || device.isUntrusted ? nil : translatedState
+        fastStateReference = fastState.map { Unmanaged.passUnretained($0) }
+        claimGroup = managed.map { Unmanaged.passUnretained($0.group) }
+        streamingLimit = Atomic(min(mask, translatedState?.domain.geometry.aperture.upperBound ?? mask))
+        slots = ThreadSlotRegistry(queueCapacity: configuration.flushQueueThreshold) { [translatedState] slot in
+            translatedState?.adopt(slot)
         }
     }
 
-    /// The kind of the domain the DMA layer works with for this device ("none" without an IOMMU).
+    deinit {
+        if case let .translated(state) = route { state.forget(slots.all) }
+    }
+
+    /// The kind of the domain the DMA layer works with for this device (nil without an IOMMU).
     public var domainKind: DomainKind? { managed?.group.defaultDomain?.kind }
+
+    /// Whether device accesses go through IOMMU translation (else bus address = physical address).
+    public var isTranslated: Bool {
+        if case .translated = route { return true }
+        return false
+    }
 
     // MARK: Masks
 
-    /// The widest bus address streaming mappings may use, as a bit count.
-    public var streamingMask: UInt64 { Self.mask(streamingMaskBits.load(ordering: .relaxed)) }
+    /// The widest bus address streaming mappings may use.
+    public var streamingMask: UInt64 { streamingMaskValue.load(ordering: .relaxed) }
     /// The widest bus address coherent buffers may use.
-    public var coherentMask: UInt64 { Self.mask(coherentMaskBits.load(ordering: .relaxed)) }
+    public var coherentMask: UInt64 { coherentMaskValue.load(ordering: .relaxed) }
 
     static func mask(_ bits: Int) -> UInt64 { bits >= 64 ? .max : (1 << UInt64(bits)) - 1 }
 
-    /// Sets the streaming and coherent masks (dma_set_mask_and_coherent).
+    /// Sets the streaming and coherent masks (dma_set_mask_and_coherent); every
+    /// later bus address, translated, direct or bounced, fits them.
     /// - Throws: ``DMAError/invalidMask(bits:)`` for fewer than 12 or more than 64 bits, or more than the device drives.
     public func setMasks(streamingBits: Int, coherentBits: Int? = nil) throws(DMAError) {
-        for bits in [streamingBits, coherentBits ?? streamingBits] where !(12...min(64, device.addressBits)).contains(bits) {
+        let coherent = coherentBits ?? streamingBits
+        for bits in [streamingBits, coherent] where !(12...min(64, device.addressBits)).contains(bits) {
             throw .invalidMask(bits: bits)
         }
-        streamingMaskBits.store(streamingBits, ordering: .relaxed)
-        coherentMaskBits.store(coherentBits ?? streamingBits, ordering: .relaxed)
+        let streaming = Self.mask(streamingBits)
+        var limit = streaming
+        if case let .translated(state) = route { limit = min(limit, state.domain.geometry.aperture.upperBound) }
+        masks.withLock { _ in
+            streamingMaskValue.store(streaming, ordering: .relaxed)
+            streamingLimit.store(limit, ordering: .relaxed)
+            coherentMaskValue.store(Self.mask(coherent), ordering: .relaxed)
+        }
     }
+
+    @inline(__always)
+    func preferredLimit(under limit: UInt64) -> UInt64? {
+        prefers32BitAddresses && limit > 0xFFFF_FFFF ? 0xFFFF_FFFF : nil
+    }
+
+    /// Whether a user other than the DMA layer owns the device's group now: one atomic load, no retain.
+    @inline(__always)
+    var isClaimed: Bool { claimGroup?._withUnsafeGuaranteedRef { $0.isClaimed } ?? false }
 
     func checkUsable() throws(DMAError) -> Route {
         if let managed, managed.group.isClaimed {
@@ -87,116 +142,50 @@ public final class DeviceDMA: Sendable {
         return route
     }
 
-    // MARK: Streaming mappings
-
-    /// Maps `size` bytes of physically contiguous memory at `physical` for one
-    /// transfer in `direction`; returns the bus address the device must use,
-    /// which keeps the buffer's offset within its page.
-    /// - Throws: ``DMAError/zeroSize``, ``DMAError/negativeSize(_:)``, ``DMAError/beyondMask(physical:size:mask:)``
-    ///   (direct mapping), ``DMAError/addressSpaceExhausted(_:)``, ``DMAError/deviceUnavailable(_:reason:)``,
-    ///   ``DMAError/iommu(_:)``.
-    public func map(_ physical: PhysicalAddress, size: Int, direction: DMADirection) throws(DMAError) -> IOVirtualAddress {
-        guard size > 0 else { throw size == 0 ? .zeroSize : .negativeSize(size) }
-        let length = UInt64(size)
-        switch try checkUsable() {
-        case .direct:
-            let mask = streamingMask
-            guard physical.value <= mask, length - 1 <= mask - physical.value else {
-                throw .beyondMask(physical: physical.value, size: length, mask: mask)
-            }
-            counters.mapped(length)
-            return IOVirtualAddress(physical.value)
-        case let .translated(state):
-            let bus = try mapTranslated(physical, length: length, permissions: direction.devicePermissions,
-                                        limit: streamingMask, in: state)
-            counters.mapped(length)
-            return bus
-        case .unusable: throw .zeroSize // checkUsable already threw
-        }
-    }
-
-    func mapTranslated(_ physical: PhysicalAddress, length: UInt64, permissions: AccessPermissions, limit: UInt64,
-                       in state: DMADomainState) throws(DMAError) -> IOVirtualAddress {
-        let granule = state.granule
-        let offset = physical.value & (granule - 1)
-        guard length <= UInt64.max - offset - granule else { throw .beyondMask(physical: physical.value, size: length, mask: limit) }
-        let span = (offset + length + granule - 1) & ~(granule - 1)
-        let top = min(limit, state.domain.geometry.aperture.upperBound)
-        let preferred: UInt64? = prefers32BitAddresses && top > 0xFFFF_FFFF ? 0xFFFF_FFFF : nil
-        let iova: UInt64
-        do { iova = try state.allocator.allocate(size: span, limit: top, preferredLimit: preferred) } catch {
-            throw .addressSpaceExhausted(error)
-        }
-        do {
-            try state.domain.map(iova: IOVirtualAddress(iova), physical: PhysicalAddress(physical.value - offset),
-                                 size: span, permissions: permissions)
-        } catch {
-            try? state.allocator.free(address: iova, size: span)
-            throw .iommu(error)
-        }
-        return IOVirtualAddress(iova + offset)
-    }
-
-    /// Ends a streaming mapping. In a strict domain the IOTLB no longer holds
-    /// it when this returns; in a lazy domain it waits in the flush queue.
-    /// - Throws: ``DMAError/notMapped(busAddress:)``, ``DMAError/sizeMismatch(busAddress:mapped:given:)``,
-    ///   ``DMAError/zeroSize``, ``DMAError/deviceUnavailable(_:reason:)``.
-    public func unmap(_ busAddress: IOVirtualAddress, size: Int, direction: DMADirection) throws(DMAError) {
-        guard size > 0 else { throw size == 0 ? .zeroSize : .negativeSize(size) }
-        switch try checkUsable() {
-        case .direct:
-            counters.unmapped(UInt64(size))
-        case let .translated(state):
-            try unmapTranslated(busAddress, length: UInt64(size), in: state)
-            counters.unmapped(UInt64(size))
-        case .unusable: break
-        }
-    }
-
-    func unmapTranslated(_ busAddress: IOVirtualAddress, length: UInt64, in state: DMADomainState) throws(DMAError) {
-        let granule = state.granule
-        let offset = busAddress.value & (granule - 1)
-        let iova = busAddress.value - offset
-        guard length <= UInt64.max - offset - granule else { throw .notMapped(busAddress: busAddress.value) }
-        let span = (offset + length + granule - 1) & ~(granule - 1)
-        // The allocator may round a range up, so the exact mapped length comes
-        // from the tables: mapped through the last page, and not one page beyond.
-        guard let live = state.allocator.allocation(containing: iova), live.lowerBound == iova,
-              state.domain.lookup(iova) != nil else {
-            throw .notMapped(busAddress: busAddress.value)
-        }
-        let liveSpan = live.upperBound - live.lowerBound + 1
-        guard span <= liveSpan, state.domain.lookup(iova + span - granule) != nil,
-              span == liveSpan || state.domain.lookup(iova + span) == nil else {
-            throw .sizeMismatch(busAddress: busAddress.value, mapped: liveSpan, given: length)
-        }
-        var gather = IOTLBGather()
-        do { try state.domain.unmap(iova: IOVirtualAddress(iova), size: span, gather: &gather) } catch {
-            throw .iommu(error)
-        }
-        if let queue = state.flushQueue {
-            if let ready = queue.enqueue(iova: iova, size: span) {
-                state.domain.flushAll()
-                for entry in ready { try? state.allocator.free(address: entry.iova, size: entry.size) }
-            }
-        } else {
-            state.domain.flush(gather)
-            do { try state.allocator.free(address: iova, size: span) } catch { throw .allocator(error) }
-        }
-    }
+    // MARK: Lazy invalidation
 
     /// Completes every deferred invalidation of the device's lazy domain now.
     public func flushDeferred() {
-        guard case let .translated(state) = route, let queue = state.flushQueue else { return }
-        let ready = queue.drain()
-        guard !ready.isEmpty else { return }
-        state.domain.flushAll()
-        for entry in ready { try? state.allocator.free(address: entry.iova, size: entry.size) }
+        guard case let .translated(state) = route, state.isLazy else { return }
+        state.flushDeferred()
     }
 
-    /// Unmapped ranges still waiting for a lazy flush.
+    /// Unmapped ranges still waiting for a lazy flush (in the device's whole domain).
     public var deferredUnmaps: Int {
-        guard case let .translated(state) = route, let queue = state.flushQueue else { return 0 }
-        return queue.count
+        guard case let .translated(state) = route, state.isLazy else { return 0 }
+        return state.pendingCount
     }
+
+    /// The measured lazy window of the device's domain (all zero for a strict or direct device).
+    public var lazyWindow: LazyWindowStatistics {
+        guard case let .translated(state) = route else { return LazyWindowStatistics() }
+        return state.window.snapshot
+    }
+
+    // MARK: Statistics
+
+    /// What the DMA layer did for this device, summed over every thread.
+    public var statistics: DeviceDMAStatistics {
+        var result = DeviceDMAStatistics(mappings: 0, unmappings: 0, bytesMapped: 0, coherentBytesLive: 0)
+        for slot in slots.all {
+            result.mappings += slot.pointee.maps.load(ordering: .relaxed)
+            result.unmappings += slot.pointee.unmaps.load(ordering: .relaxed)
+            result.bytesMapped += slot.pointee.bytes.load(ordering: .relaxed)
+        }
+        result.coherentBytesLive = coherentLive.load(ordering: .relaxed)
+        result.bounced = bounce.withLock { $0?.bouncedMappings ?? 0 }
+        return result
+    }
+
+    let coherentLive = Atomic<UInt64>(0)
+}
+
+/// What the DMA layer did for one device; see ``DeviceDMA/statistics``.
+public struct DeviceDMAStatistics: Sendable, Hashable, Codable {
+    public var mappings: UInt64
+    public var unmappings: UInt64
+    public var bytesMapped: UInt64
+    public var coherentBytesLive: UInt64
+    /// Mappings that went through the bounce pool.
+    public var bounced: UInt64 = 0
 }

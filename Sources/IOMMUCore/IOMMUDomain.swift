@@ -55,6 +55,29 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
     /// Frees the domain's tables. Called by the core when the domain is released.
     open func destroy() {}
 
+    // MARK: Single-page fast path (optional overrides)
+
+    /// Maps one page of the smallest supported size: the DMA layer's hot path
+    /// (one network packet, one block). The default goes through
+    /// ``map(iova:physical:size:permissions:)``; a driver may override it with
+    /// a walk that skips the range splitting, keeping the same checks and errors.
+    /// - Throws: as ``map(iova:physical:size:permissions:)``.
+    open func mapGranule(iova: UInt64, physical: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
+        try map(iova: IOVirtualAddress(iova), physical: PhysicalAddress(physical), size: pageSizes.smallest,
+                permissions: permissions)
+    }
+
+    /// Unmaps the smallest-size page at `iova`, adding it to `gather`; returns
+    /// the physical page it mapped, or nil (changing nothing) when no page of
+    /// that size is mapped there. Overridden by drivers together with ``mapGranule(iova:physical:permissions:)``.
+    open func unmapGranule(iova: UInt64, gather: inout IOTLBGather) -> PhysicalAddress? {
+        let granule = pageSizes.smallest
+        guard kind.translates, let found = lookup(iova), found.pageSize == granule else { return nil }
+        guard unmapPage(iova: iova, pageSize: granule) == granule else { return nil }
+        gather.add(iova: iova, size: granule)
+        return PhysicalAddress(found.physical.value & ~(granule - 1))
+    }
+
     // MARK: The generic API
 
     /// Maps `size` bytes at `iova` to `physical`, using the largest pages

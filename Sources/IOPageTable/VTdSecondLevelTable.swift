@@ -21,6 +21,9 @@ public final class VTdSecondLevelTable: Sendable {
     /// Physical address bits the hardware accepts in an entry.
     public let physicalAddressBits: Int
     private let tablePageCount = Atomic<Int>(1)
+    /// The CPU view of all of emulated memory, for the single-page fast path's
+    /// raw walk (each entry address is still checked against the memory size).
+    nonisolated(unsafe) let memoryBase: UnsafeMutableRawPointer
 
     /// Creates an empty table.
     /// - Throws: ``PageTableError/unsupportedPageSize(_:)`` when `levels` is not 3, 4 or 5
@@ -33,7 +36,10 @@ public final class VTdSecondLevelTable: Sendable {
         self.levels = levels
         self.physicalAddressBits = physicalAddressBits
         pageSizes = largePages ? PageSize.size4K | PageSize.size2M | PageSize.size1G : PageSize.size4K
-        do { root = try pageAllocator.allocate() } catch { throw .memory(error) }
+        do {
+            root = try pageAllocator.allocate()
+            memoryBase = try memory.pointer(to: PhysicalAddress(0), count: memory.size)
+        } catch { throw .memory(error) }
     }
 
     public var inputAddressBits: Int { 12 + 9 * levels }
@@ -101,7 +107,7 @@ public final class VTdSecondLevelTable: Sendable {
     }
 
     /// Descends one level, creating the next table when it does not exist.
-    private func nextTable(from table: UInt64, iova: UInt64, level: Int) throws -> UInt64 {
+    func nextTable(from table: UInt64, iova: UInt64, level: Int) throws -> UInt64 {
         let slot = entryAddress(table, iova, level: level)
         var entry = try memory.load64(slot)
         if entry == 0 {

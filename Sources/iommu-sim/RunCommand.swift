@@ -168,31 +168,3 @@ struct TopologyCommand: ParsableCommand {
         if json { try printJSON(report) } else { print(report.renderText(), terminator: "") }
     }
 }
-
-struct BenchDMACommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "dma",
-        abstract: "Map+unmap of one 4 KiB page through the DMA API, and a device read through the IOTLB.")
-
-    @Option(name: .long, help: "Operations per case.")
-    var iterations: Int = 200_000
-
-    @Option(name: .long, help: "Comma-separated invalidation policies: strict,lazy.")
-    var policy: String = "strict,lazy"
-
-    @Flag(name: .long, help: "Print one JSON object instead of text.")
-    var json = false
-
-    func run() throws {
-        guard iterations > 0 else { throw ValidationError("--iterations must be positive") }
-        var policies: [DefaultDomainPolicy.Invalidation] = []
-        for name in policy.split(separator: ",") {
-            guard let chosen = DefaultDomainPolicy.Invalidation(rawValue: String(name)) else {
-                throw ValidationError("unknown policy '\(name)': expected strict or lazy")
-            }
-            policies.append(chosen)
-        }
-        let report = try DMABenchmark.run(.init(iterations: iterations, policies: policies))
-        if json { try printJSON(report) } else { print(report.renderText()) }
-    }
-}

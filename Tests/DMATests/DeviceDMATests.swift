@@ -104,18 +104,22 @@ import Workloads
         let buffer = try platform.pages.allocate(zone: .above(PhysicalAddress(1 << 33)))
         #expect(try audio.map(buffer, size: 100, direction: .toDevice) == IOVirtualAddress(buffer.value))
         try audio.setMasks(streamingBits: 32)
-        #expect(throws: DMAError.beyondMask(physical: buffer.value, size: 100, mask: 0xFFFF_FFFF)) {
-            try audio.map(buffer, size: 100, direction: .toDevice)
-        }
+        // Beyond the mask the data goes through a bounce buffer below it (issue #4: swiotlb).
+        try platform.memory.write(buffer, bytes: [1, 2, 3])
+        let bounced = try audio.map(buffer, size: 100, direction: .toDevice)
+        #expect(bounced.value + 99 <= 0xFFFF_FFFF)
+        #expect(audio.device.engine.read(from: bounced, count: 3).bytes == [1, 2, 3])
+        try audio.unmap(bounced, size: 100, direction: .toDevice)
+        #expect(audio.statistics.bounced == 1)
     }
 
     @Test func coherentBuffersAreSharedByCPUAndDevice() throws {
         let nvme = try handle("nvme0")
         let ring = try nvme.allocateCoherent(size: 10_000)
-        ring.pointer.storeBytes(of: 0xFEED_FACE as UInt32, as: UInt32.self)
+        #expect(ring.store(0xFEED_FACE as UInt32, at: 0))
         #expect(nvme.device.engine.read(from: ring.busAddress, count: 4).bytes == [0xCE, 0xFA, 0xED, 0xFE])
         #expect(nvme.device.engine.write(to: ring.busAddress + 8000, bytes: [7]).completed)
-        #expect(ring.pointer.load(fromByteOffset: 8000, as: UInt8.self) == 7)
+        #expect(ring.load(at: 8000, as: UInt8.self) == 7)
         try nvme.freeCoherent(ring)
         #expect(throws: DMAError.notMapped(busAddress: ring.busAddress.value)) { try nvme.freeCoherent(ring) }
     }

@@ -42,7 +42,10 @@ public final class DMAEngine: Sendable {
     public let memory: PhysicalMemory
     /// The requester ID this engine puts on the bus.
     public let requester: PCIAddress
-    private let route: Mutex<(any TranslationUnit)?>
+    /// Every route ever set, kept alive so that ``currentRoute`` can hand out
+    /// the latest one with a single atomic load instead of a lock per access.
+    private let routes: Mutex<[RouteBox]>
+    private let currentRoute: Atomic<UInt>
     private let bytesRead = Atomic<UInt64>(0)
     private let bytesWritten = Atomic<UInt64>(0)
     private let cachedTranslations = Atomic<UInt64>(0)
@@ -52,13 +55,28 @@ public final class DMAEngine: Sendable {
     public init(memory: PhysicalMemory, requester: PCIAddress) {
         self.memory = memory
         self.requester = requester
-        route = Mutex(nil)
+        let initial = RouteBox(nil)
+        routes = Mutex([initial])
+        currentRoute = Atomic(UInt(bitPattern: Unmanaged.passUnretained(initial).toOpaque()))
     }
 
     /// The unit that translates this engine's accesses, nil for none.
     public var translationUnit: (any TranslationUnit)? {
-        get { route.withLock { $0 } }
-        set { route.withLock { $0 = newValue } }
+        get { route.unit }
+        set {
+            let box = RouteBox(newValue)
+            routes.withLock { boxes in
+                boxes.append(box) // plugged and unplugged a handful of times in a device's life
+                currentRoute.store(UInt(bitPattern: Unmanaged.passUnretained(box).toOpaque()), ordering: .releasing)
+            }
+        }
+    }
+
+    @inline(__always)
+    private var route: RouteBox {
+        let bits = currentRoute.load(ordering: .acquiring)
+        // Never dangling: `routes` keeps every box alive as long as the engine.
+        return Unmanaged<RouteBox>.fromOpaque(UnsafeRawPointer(bitPattern: bits).unsafelyUnwrapped).takeUnretainedValue()
     }
 
     public var statistics: DMAStatistics {
@@ -98,7 +116,7 @@ public final class DMAEngine: Sendable {
 
     private func transfer(_ start: IOVirtualAddress, count: Int, access: BusAccess,
                           move: (UnsafeMutableRawPointer, Int, Int) -> Void) -> DMATransferResult {
-        let unit = route.withLock { $0 }
+        let unit = route.unit
         var done = 0
         var cached: UInt64 = 0, walked: UInt64 = 0
         defer {
@@ -139,8 +157,15 @@ public final class DMAEngine: Sendable {
         return DMATransferResult(bytesTransferred: done, fault: nil)
     }
 
+    @inline(never)
     private func fail(_ address: IOVirtualAddress, _ access: BusAccess, _ reason: DMAFaultReason, _ done: Int) -> DMATransferResult {
         faultCount.add(1, ordering: .relaxed)
         return DMATransferResult(bytesTransferred: done, fault: DeviceFault(address: address, access: access, reason: reason))
     }
+}
+
+/// One routing decision of an engine, immutable once made.
+private final class RouteBox: Sendable {
+    let unit: (any TranslationUnit)?
+    init(_ unit: (any TranslationUnit)?) { self.unit = unit }
 }

@@ -73,12 +73,56 @@ public struct TranslationCache: Sendable {
     }
 
     /// Drops every entry of `domain` overlapping `first...last`; returns how many.
+    /// A small range probes only the sets its pages hash to, so a page-selective
+    /// invalidation (every strict unmap) costs a few probes, not a scan of the cache.
     @discardableResult
     public mutating func invalidate(domain: UInt32, first: UInt64, last: UInt64) -> Int {
-        invalidate { entry in
+        guard first <= last else { return 0 }
+        var shifts = shiftsInUse
+        var probes = 0
+        while shifts != 0 {
+            let shift = UInt64(shifts.trailingZeroBitCount)
+            shifts &= shifts - 1
+            probes += Int(truncatingIfNeeded: min((last >> shift) - (first >> shift) + 1, 1 << 20))
+        }
+        if probes <= Self.targetedInvalidationLimit {
+            return invalidateByProbing(domain: domain, first: first, last: last)
+        }
+        return invalidate { entry in
             let entryLast = entry.pageBase &+ ((1 << UInt64(entry.pageShift)) - 1)
             return entry.domain == domain && entry.pageBase <= last && entryLast >= first
         }
+    }
+
+    /// Beyond this many candidate pages a full scan is cheaper than probing set by set.
+    static let targetedInvalidationLimit = 16
+
+    private mutating func invalidateByProbing(domain: UInt32, first: UInt64, last: UInt64) -> Int {
+        var dropped = 0
+        var shifts = shiftsInUse
+        let (sets, ways) = (self.sets, self.ways)
+        entries.withUnsafeMutableBufferPointer { entries in
+            while shifts != 0 {
+                let shift = UInt8(shifts.trailingZeroBitCount)
+                shifts &= shifts - 1
+                var frame = first >> shift
+                while frame <= last >> shift {
+                    var mixed = frame &* 0x9E37_79B9_7F4A_7C15
+                    mixed ^= UInt64(domain) &* 0xC2B2_AE3D_27D4_EB4F ^ UInt64(shift)
+                    let start = Int(truncatingIfNeeded: (mixed >> 29) % UInt64(sets)) &* ways
+                    let base = frame << shift
+                    for slot in start..<(start &+ ways) where entries[slot].valid {
+                        if entries[slot].pageBase == base, entries[slot].pageShift == shift, entries[slot].domain == domain {
+                            entries[slot].valid = false
+                            dropped += 1
+                        }
+                    }
+                    if frame == UInt64.max >> shift { break }
+                    frame += 1
+                }
+            }
+        }
+        return dropped
     }
 
     @discardableResult

@@ -48,6 +48,7 @@ extension VTdUnit {
 
     private func invalidateContexts(granularity: UInt64, domain: UInt32, source: UInt16, _ state: inout State) {
         state.statistics.contextInvalidations += 1
+        state.recentSource = -1
         switch granularity {
         case 2: state.contexts = state.contexts.filter { $0.value.domain != domain || !$0.value.present }
         case 3: state.contexts[source] = nil

@@ -94,10 +94,19 @@ extension VTdUnit {
 
     /// The context entry for a source ID, from the context cache or the tables.
     func context(for sourceID: UInt16, _ state: inout State) -> CachedContext {
-        if let cached = state.contexts[sourceID] { return cached }
+        if state.recentSource == Int32(sourceID) { return state.recentContext }
+        if let cached = state.contexts[sourceID] {
+            state.recentSource = Int32(sourceID)
+            state.recentContext = cached
+            return cached
+        }
         state.statistics.contextCacheMisses += 1
         let decoded = readContext(sourceID, rootTable: state.activeRootTable)
-        if decoded.invalid == nil || decoded.present { state.contexts[sourceID] = decoded }
+        if decoded.invalid == nil || decoded.present {
+            state.contexts[sourceID] = decoded
+            state.recentSource = Int32(sourceID)
+            state.recentContext = decoded
+        }
         return decoded
     }
 

@@ -12,7 +12,7 @@ public final class VTdUnit: TranslationUnit, Sendable {
     public let name: String
     public let memory: PhysicalMemory
     public let configuration: VTdUnitConfiguration
-    let state: Mutex<State>
+    let state: HostLock<State>
     private let faultInterrupt = Mutex<(@Sendable () -> Void)?>(nil)
 
     struct CachedContext {
@@ -39,6 +39,11 @@ public final class VTdUnit: TranslationUnit, Sendable {
         var iotlbAddressRegister: UInt64 = 0
         var iotlb: TranslationCache
         var contexts: [UInt16: CachedContext] = [:]
+        /// The context used last, checked before the dictionary: a device
+        /// streaming DMA asks for the same one on every access.
+        var recentSource: Int32 = -1
+        var recentContext = CachedContext(present: false, faultProcessingDisabled: false, translationType: 0,
+                                          tableRoot: 0, levels: 0, domain: 0, invalid: nil)
         var faults: VTdFaultRecorder
         var statistics = VTdUnitStatistics()
     }
@@ -47,7 +52,7 @@ public final class VTdUnit: TranslationUnit, Sendable {
         self.name = name
         self.memory = memory
         self.configuration = configuration
-        state = Mutex(State(iotlb: TranslationCache(sets: configuration.iotlbSets, ways: configuration.iotlbWays),
+        state = HostLock(State(iotlb: TranslationCache(sets: configuration.iotlbSets, ways: configuration.iotlbWays),
                             faults: VTdFaultRecorder(count: configuration.faultRecordCount)))
     }
 
@@ -131,6 +136,7 @@ public final class VTdUnit: TranslationUnit, Sendable {
         if command & VTdGlobal.setRootTablePointer != 0 {
             state.activeRootTable = state.rootTableAddress & ~0xFFF
             state.contexts.removeAll(keepingCapacity: true)
+            state.recentSource = -1
             state.globalStatus |= VTdGlobal.setRootTablePointer
         }
         state.globalStatus = command & VTdGlobal.translationEnable != 0

@@ -2,17 +2,23 @@ import Emulation
 import IOMMUCore
 import IOPageTable
 import Synchronization
+import CSupport
 
 /// A VT-d domain: a domain ID and, for translating kinds, a second-level
 /// page table. Invalidations go to every unit a device of the domain sits behind.
 final class VTdDomain: IOMMUDomain, @unchecked Sendable {
     let domainID: UInt16
     let table: VTdSecondLevelTable?
-    let units = Mutex<[ObjectIdentifier: VTdInvalidationQueue]>([:])
+    /// `table`, unretained for the single-page paths (the strong `table` keeps it alive).
+    let tableReference: Unmanaged<VTdSecondLevelTable>?
+    /// The invalidation queues of the units this domain is attached through,
+    /// read on every strict unmap without a lock.
+    let units = VTdUnitQueueList()
 
     init(kind: DomainKind, domainID: UInt16, table: VTdSecondLevelTable?, pageSizes: PageSizeSet) {
         self.domainID = domainID
         self.table = table
+        tableReference = table.map { Unmanaged.passUnretained($0) }
         let aperture: ClosedRange<UInt64> = table.map { 0...((1 << UInt64($0.inputAddressBits)) - 1) } ?? 0...UInt64.max
         super.init(kind: kind, geometry: DomainGeometry(aperture: aperture, outside: .blocked, enforcesAperture: true),
                    pageSizes: pageSizes, driverName: VTdDriver.driverName)
@@ -21,8 +27,7 @@ final class VTdDomain: IOMMUDomain, @unchecked Sendable {
     override func mapPage(iova: UInt64, physical: UInt64, pageSize: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
         guard let table else { throw .domainDoesNotTranslate(kind) }
         do { try table.map(iova: iova, physical: physical, pageSize: pageSize, permissions: permissions) } catch {
-            if case let .alreadyMapped(at) = error { throw .alreadyMapped(iova: at) }
-            throw .pageTable(error)
+            throw Self.generic(error)
         }
     }
 
@@ -32,26 +37,95 @@ final class VTdDomain: IOMMUDomain, @unchecked Sendable {
 
     override func lookup(_ iova: UInt64) -> PageTableLookup? { table?.lookup(iova) }
 
+    override func mapGranule(iova: UInt64, physical: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
+        guard let tableReference else { throw .domainDoesNotTranslate(kind) }
+        let failure = tableReference._withUnsafeGuaranteedRef { table -> PageTableError? in
+            do throws(PageTableError) { try table.map4K(iova: iova, physical: physical, permissions: permissions) } catch { return error }
+            return nil
+        }
+        if let error = failure {
+            if case .beyondAddressWidth = error {
+                throw .outsideAperture(iova: iova, size: PageSize.size4K, aperture: geometry.aperture)
+            }
+            if case .misaligned = error {
+                throw .misaligned(iova: iova, physical: physical, size: PageSize.size4K, granule: PageSize.size4K)
+            }
+            throw Self.generic(error)
+        }
+    }
+
+    override func unmapGranule(iova: UInt64, gather: inout IOTLBGather) -> PhysicalAddress? {
+        guard let found = tableReference?._withUnsafeGuaranteedRef({ $0.unmap4K(iova: iova) }) else { return nil }
+        gather.add(iova: iova, size: PageSize.size4K)
+        return found.physical
+    }
+
+    private static func generic(_ error: PageTableError) -> IOMMUError {
+        if case let .alreadyMapped(at) = error { return .alreadyMapped(iova: at) }
+        return .pageTable(error)
+    }
+
     /// Page-selective invalidation of the smallest naturally aligned
     /// power-of-two block covering the gathered range (the AM field), or
     /// domain-selective when that block would be huge.
     override func flush(_ gather: IOTLBGather) {
         guard !gather.isEmpty else { return }
-        let pages = (gather.last >> 12) - (gather.first >> 12) + 1
-        var mask = pages <= 1 ? 0 : 64 - (pages - 1).leadingZeroBitCount
-        while mask < 52, (gather.first >> 12) >> UInt64(mask) != (gather.last >> 12) >> UInt64(mask) { mask += 1 }
+        let firstPage = gather.first >> 12, lastPage = gather.last >> 12
+        var mask = firstPage == lastPage ? 0 : 64 - (lastPage - firstPage).leadingZeroBitCount
+        while mask < 52, firstPage >> UInt64(mask) != lastPage >> UInt64(mask) { mask += 1 }
         let descriptor = mask > 18 ? VTdInvalidationQueue.iotlbDomain(domainID)
             : VTdInvalidationQueue.iotlbPage(domain: domainID, address: gather.first, addressMask: mask)
-        submit(descriptor)
+        units.submit(descriptor)
     }
 
-    override func flushAll() { submit(VTdInvalidationQueue.iotlbDomain(domainID)) }
+    override func flushAll() { units.submit(VTdInvalidationQueue.iotlbDomain(domainID)) }
 
     override func destroy() { table?.destroy() }
+}
 
-    private func submit(_ descriptor: VTdInvalidationQueue.Descriptor) {
-        units.withLock { units in
-            for queue in units.values { try? queue.submitAndWait(descriptor) }
+/// The units a domain is attached through. Attachments only add (a unit
+/// stays listed once a device behind it used the domain, which at worst
+/// costs a spare invalidation), so readers need one acquire load and no lock.
+final class VTdUnitQueueList: Sendable {
+    static let capacity = 16
+    private let owners = Mutex<[ObjectIdentifier: VTdInvalidationQueue]>([:])
+    /// Unretained queue references published with release stores (CSupport atomics on raw words).
+    nonisolated(unsafe) private let slots: UnsafeMutableRawPointer =
+        .allocate(byteCount: VTdUnitQueueList.capacity * 8, alignment: 8)
+
+    deinit { slots.deallocate() }
+    private let count = Atomic<Int>(0)
+    private let overflow = Mutex<[VTdInvalidationQueue]>([])
+
+    /// Adds `queue` once; the dictionary keeps it alive for the raw slots.
+    func add(_ unit: ObjectIdentifier, _ queue: VTdInvalidationQueue) {
+        owners.withLock { owners in
+            guard owners[unit] == nil else { return }
+            owners[unit] = queue
+            let index = count.load(ordering: .relaxed)
+            if index < Self.capacity {
+                csupport_store64_release(slots + index * 8,
+                                         UInt64(UInt(bitPattern: Unmanaged.passUnretained(queue).toOpaque())))
+                count.store(index + 1, ordering: .releasing)
+            } else {
+                overflow.withLock { $0.append(queue) }
+            }
+        }
+    }
+
+    var isEmpty: Bool { count.load(ordering: .acquiring) == 0 }
+
+    @inline(__always)
+    func submit(_ descriptor: VTdInvalidationQueue.Descriptor) {
+        let listed = count.load(ordering: .acquiring)
+        for index in 0..<listed {
+            let bits = UInt(csupport_load64_acquire(slots + index * 8))
+            let queue = Unmanaged<VTdInvalidationQueue>.fromOpaque(UnsafeRawPointer(bitPattern: bits).unsafelyUnwrapped)
+                .takeUnretainedValue()
+            try? queue.submitAndWait(descriptor)
+        }
+        if listed == Self.capacity {
+            for queue in overflow.withLock({ $0 }) { try? queue.submitAndWait(descriptor) }
         }
     }
 }

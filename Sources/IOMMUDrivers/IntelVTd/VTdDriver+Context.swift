@@ -38,7 +38,7 @@ extension VTdDriver {
                 VTdInvalidationQueue.contextDevice(domain: previousDomain, source: requester.requesterID),
                 previousLow & 1 == 1 ? VTdInvalidationQueue.iotlbDomain(previousDomain) : nil)
         } catch { throw .hardware("\(scope.unit.name): \(error)") }
-        domain.units.withLock { $0[ObjectIdentifier(scope.unit)] = state.queue }
+        domain.units.add(ObjectIdentifier(scope.unit), state.queue)
     }
 
     public func release(_ device: PCIDevice) {

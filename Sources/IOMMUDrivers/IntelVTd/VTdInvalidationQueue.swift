@@ -1,5 +1,9 @@
 import Emulation
 import Synchronization
+import CSupport
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The driver's side of a unit's queued-invalidation interface: a ring of
 /// 128-bit descriptors in emulated memory, submitted by moving the tail
@@ -9,17 +13,45 @@ final class VTdInvalidationQueue: Sendable {
     let memory: PhysicalMemory
     let base: PhysicalAddress
     let statusWord: PhysicalAddress
-    let entries = 256
-    private let state = Mutex<(tail: Int, token: UInt32)>((0, 0))
+    let entries = 256 // a power of two: the tail wraps with a mask
+    /// The driver's queue lock (Linux's qi->q_lock spinlock): held for a few
+    /// stores and one register write, so spinning is cheaper than a futex.
+    private let locked = Atomic<Bool>(false)
+    /// Tail and wait token, touched only while `locked` is held; a raw
+    /// pointer because a class stored property would add an exclusivity check.
+    nonisolated(unsafe) private let cursor: UnsafeMutablePointer<(tail: Int, token: UInt32)>
+
+    /// CPU views of the ring and the status word: the driver writes them on
+    /// every strict unmap, so without a bounds-checked call per word.
+    nonisolated(unsafe) private let ring: UnsafeMutableRawPointer
+    nonisolated(unsafe) private let status: UnsafeMutableRawPointer
 
     init(unit: VTdUnit, pages: PhysicalPageAllocator) throws(MemoryError) {
         self.unit = unit
         memory = pages.memory
         base = try pages.allocate()
         statusWord = try pages.allocate()
+        ring = try memory.pointer(to: base, count: PageSize.size4K)
+        status = try memory.pointer(to: statusWord, count: 8)
         unit.writeRegister(VTdRegister.invalidationQueueAddress, base.value) // QS = 0: one page, 256 descriptors
         unit.writeRegister(VTdRegister.invalidationQueueTail, 0)
+        cursor = .allocate(capacity: 1)
+        cursor.initialize(to: (0, 0))
     }
+
+    deinit { cursor.deallocate() }
+
+    @inline(__always)
+    private func lock() {
+        var spins = 0
+        while locked.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged == false {
+            spins += 1
+            if spins & 63 == 0 { sched_yield() }
+        }
+    }
+
+    @inline(__always)
+    private func unlock() { locked.store(false, ordering: .releasing) }
 
     typealias Descriptor = (low: UInt64, high: UInt64)
 
@@ -28,30 +60,35 @@ final class VTdInvalidationQueue: Sendable {
     /// No allocation: this runs on every strict unmap.
     /// - Throws: ``MemoryError`` when the queue memory is unusable or the unit did not complete the wait.
     func submitAndWait(_ first: Descriptor, _ second: Descriptor? = nil) throws(MemoryError) {
-        try state.withLock { (state) throws(MemoryError) in
-            state.token &+= 1
-            if state.token == 0 { state.token = 1 }
-            let token = state.token
-            try memory.store64(statusWord, 0)
-            try put(first, &state.tail)
-            if let second { try put(second, &state.tail) }
-            try put((VTdDescriptor.waitType | VTdDescriptor.waitStatusWrite | UInt64(token) << 32, statusWord.value),
-                    &state.tail)
-            unit.writeRegister(VTdRegister.invalidationQueueTail, UInt64(state.tail) << 4)
-            // The emulated unit executes the queue synchronously on the tail
-            // write; a real driver would spin on the status word here too.
-            let status = UInt32(truncatingIfNeeded: try memory.load64(statusWord))
-            guard status == token else {
-                throw .invalidRequest("\(unit.name): invalidation queue did not complete (fault status \(hex(unit.readRegister(VTdRegister.faultStatus))))")
-            }
+        lock()
+        defer { unlock() }
+        cursor.pointee.token &+= 1
+        if cursor.pointee.token == 0 { cursor.pointee.token = 1 }
+        let token = cursor.pointee.token
+        csupport_store64_release(status, 0)
+        put(first, &cursor.pointee.tail)
+        if let second { put(second, &cursor.pointee.tail) }
+        put((VTdDescriptor.waitType | VTdDescriptor.waitStatusWrite | UInt64(token) << 32, statusWord.value),
+            &cursor.pointee.tail)
+        unit.writeRegister(VTdRegister.invalidationQueueTail, UInt64(cursor.pointee.tail) << 4)
+        // The emulated unit executes the queue synchronously on the tail
+        // write; a real driver would spin on the status word here too.
+        guard UInt32(truncatingIfNeeded: UInt64(littleEndian: csupport_load64_acquire(status))) == token else {
+            throw incomplete()
         }
     }
 
-    private func put(_ descriptor: Descriptor, _ tail: inout Int) throws(MemoryError) {
-        let slot = base + UInt64(tail) * 16
-        try memory.store64(slot, descriptor.low)
-        try memory.store64(slot + 8, descriptor.high)
-        tail = (tail + 1) % entries
+    @inline(never)
+    private func incomplete() -> MemoryError {
+        .invalidRequest("\(unit.name): invalidation queue did not complete (fault status \(hex(unit.readRegister(VTdRegister.faultStatus))))")
+    }
+
+    @inline(__always)
+    private func put(_ descriptor: Descriptor, _ tail: inout Int) {
+        let slot = ring + tail &* 16
+        csupport_store64_release(slot, descriptor.low.littleEndian)
+        csupport_store64_release(slot + 8, descriptor.high.littleEndian)
+        tail = (tail &+ 1) & (entries - 1)
     }
 
     static func iotlbPage(domain: UInt16, address: UInt64, addressMask: Int) -> (low: UInt64, high: UInt64) {

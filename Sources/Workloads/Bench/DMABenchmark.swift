@@ -4,77 +4,164 @@ import Glibc
 import DMA
 import Emulation
 import IOMMUCore
+import Synchronization
 
-/// The counterpart of Linux's dma_map_benchmark: the cost of the hot paths
-/// through the whole stack on the default platform's NIC.
+/// The counterpart of Linux's dma_map_benchmark: map+unmap latency through
+/// the whole DMA API on the default platform's NIC, from one or more threads,
+/// plus a device read whose translation hits the IOTLB.
 public enum DMABenchmark {
     public struct Options: Sendable {
-        public var iterations: Int
-        public var policies: [DefaultDomainPolicy.Invalidation]
-        public init(iterations: Int = 200_000, policies: [DefaultDomainPolicy.Invalidation] = [.strict, .lazy]) {
-            self.iterations = max(1, iterations)
-            self.policies = policies
-        }
+        public var threads: Int = 1
+        /// Run each thread for this long, unless ``iterations`` is set.
+        public var seconds: Double = 1
+        /// A fixed number of map+unmap pairs per thread (deterministic: for callgrind).
+        public var iterations: Int?
+        public var pages: Int = 1
+        public var direction: DMADirection = .bidirectional
+        public var policies: [DefaultDomainPolicy.Invalidation] = [.strict, .lazy]
+        public var family: IOMMUFamily = .intelVTd
+        /// Mappings made before they are unmapped, per timed batch.
+        public var batch: Int = 32
+        /// Emulated memory; smaller than the default platform's 64 GiB so that valgrind can reserve it.
+        public var memoryGiB: UInt64 = 64
+
+        public init() {}
     }
 
     public struct Result: Codable, Sendable, Hashable {
-        /// `map-unmap` (map + unmap of one 4 KiB page through the DMA API) or
-        /// `device-read` (a 64-byte device read whose translation hits the IOTLB).
-        public var `case`: String
+        public var driver: String
         public var policy: String
+        public var threads: Int
+        public var pages: Int
+        public var direction: String
+        /// Map+unmap pairs per thread.
         public var iterations: Int
+        /// Mean latency of one map, and its standard deviation over batches of all threads.
+        public var mapNs: Double
+        public var mapStddevNs: Double
+        public var unmapNs: Double
+        public var unmapStddevNs: Double
+        /// Map + unmap, per thread.
         public var nsPerOp: Double
+        /// Map+unmap pairs per second, all threads together.
         public var opsPerSecond: Double
+        /// A 64-byte device read whose translation hits the IOTLB, single thread.
+        public var deviceReadNs: Double
+        /// Lazy mode: the longest an unmapped range stayed reachable, and the most ranges one flush released.
+        public var lazyWindowMaxNs: UInt64
+        /// Lazy mode: the mean wait of each flushed batch's oldest range.
+        public var lazyWindowMeanNs: UInt64
+        public var lazyWindowMaxRanges: UInt64
     }
 
     public struct Report: Codable, Sendable {
         public var results: [Result]
 
         public func renderText() -> String {
-            var table = TextTable(["case", "policy", "iterations", "ns/op", "ops/s"])
-            for result in results {
-                table.add([result.case, result.policy, "\(result.iterations)",
-                           String(oneDecimal: result.nsPerOp), String(Int(result.opsPerSecond))])
+            var table = TextTable(["driver", "policy", "threads", "pages", "iterations", "map ns", "±", "unmap ns", "±",
+                                   "ns/op", "ops/s", "dev read ns", "lazy window"])
+            for r in results {
+                table.add([r.driver, r.policy, "\(r.threads)", "\(r.pages)", "\(r.iterations)", String(oneDecimal: r.mapNs),
+                           String(oneDecimal: r.mapStddevNs), String(oneDecimal: r.unmapNs), String(oneDecimal: r.unmapStddevNs),
+                           String(oneDecimal: r.nsPerOp), String(Int(r.opsPerSecond)), String(oneDecimal: r.deviceReadNs),
+                           r.policy == "lazy" ? "mean \(r.lazyWindowMeanNs / 1000) us, max \(r.lazyWindowMaxNs / 1000) us, \(r.lazyWindowMaxRanges) ranges" : "-"])
             }
             return table.render()
         }
     }
 
-    /// Runs every case for every policy.
-    /// - Throws: ``PlatformError`` when the platform cannot be built, ``DMAError`` when the first mapping fails.
+    /// Runs one measurement per policy.
+    /// - Throws: ``PlatformError`` when the platform cannot be built, ``DMAError`` when a mapping fails.
     public static func run(_ options: Options) throws -> Report {
         var results: [Result] = []
         for policy in options.policies {
-            let platform = try EmulatedPlatform(.defaultPlatform(policy: DefaultDomainPolicy(invalidation: policy)))
+            var specification = try PlatformSpecification.defaultPlatform(family: options.family,
+                                                                          policy: DefaultDomainPolicy(invalidation: policy))
+            let top = max(8, options.memoryGiB) << 30
+            specification.memoryBytes = top
+            specification.usableMemory = specification.usableMemory.compactMap { range in
+                range.lowerBound.value < top ? range.lowerBound...min(range.upperBound, PhysicalAddress(top - 1)) : nil
+            }
+            let platform = try EmulatedPlatform(specification)
             guard let nic = platform.dma(for: "nic0") else { continue }
-            let buffer = try platform.pages.allocate()
-            // Warm up: the first map builds the page-table levels.
-            let warm = try nic.map(buffer, size: 4096, direction: .fromDevice)
-            try nic.unmap(warm, size: 4096, direction: .fromDevice)
+            let size = options.pages * 4096
+            var buffers: [PhysicalAddress] = []
+            for _ in 0..<options.threads { buffers.append(try platform.pages.allocate(pages: UInt64(options.pages))) }
+            let warm = try nic.map(buffers[0], size: size, direction: options.direction)
+            try nic.unmap(warm, size: size, direction: options.direction)
 
-            var start = now()
-            for _ in 0..<options.iterations {
-                let bus = try nic.map(buffer, size: 4096, direction: .fromDevice)
-                try nic.unmap(bus, size: 4096, direction: .fromDevice)
+            let perThread = buffers
+            let samples = try ThreadRunner.run(threads: options.threads) { index in
+                Swift.Result { () throws(DMAError) in try measure(nic, buffer: perThread[index], size: size, options: options) }
             }
-            results.append(result("map-unmap", policy, options.iterations, now() - start))
-
-            let bus = try nic.map(buffer, size: 4096, direction: .bidirectional)
-            var scratch = [UInt8](repeating: 0, count: 64)
-            start = now()
-            scratch.withUnsafeMutableBytes { raw in
-                for _ in 0..<options.iterations { _ = nic.device.engine.read(from: bus, into: raw) }
-            }
-            results.append(result("device-read", policy, options.iterations, now() - start))
-            try nic.unmap(bus, size: 4096, direction: .bidirectional)
+            nic.flushDeferred()
+            let window = nic.lazyWindow
+            let read = try deviceRead(nic, buffer: buffers[0], iterations: 100_000)
+            results.append(summarize(samples, options: options, policy: policy, deviceReadNs: read, window: window))
         }
         return Report(results: results)
     }
 
-    static func result(_ name: String, _ policy: DefaultDomainPolicy.Invalidation, _ iterations: Int, _ nanoseconds: UInt64) -> Result {
-        let perOp = Double(nanoseconds) / Double(iterations)
-        return Result(case: name, policy: policy.rawValue, iterations: iterations, nsPerOp: perOp,
-                      opsPerSecond: perOp > 0 ? 1e9 / perOp : 0)
+    struct ThreadSamples: Sendable {
+        var mapPerOp: [Double] = []
+        var unmapPerOp: [Double] = []
+        var pairs = 0
+        var elapsed: UInt64 = 0
+    }
+
+    static func measure(_ nic: DeviceDMA, buffer: PhysicalAddress, size: Int, options: Options) throws(DMAError) -> ThreadSamples {
+        var samples = ThreadSamples()
+        let batch = max(1, options.batch)
+        var bus = [IOVirtualAddress](repeating: IOVirtualAddress(0), count: batch)
+        let deadline = now() + UInt64(options.seconds * 1e9)
+        let start = now()
+        var remaining = options.iterations ?? Int.max
+        while remaining > 0 {
+            let count = min(batch, remaining)
+            let t0 = now()
+            for slot in 0..<count { bus[slot] = try nic.map(buffer, size: size, direction: options.direction) }
+            let t1 = now()
+            for slot in 0..<count { try nic.unmap(bus[slot], size: size, direction: options.direction) }
+            let t2 = now()
+            samples.mapPerOp.append(Double(t1 - t0) / Double(count))
+            samples.unmapPerOp.append(Double(t2 - t1) / Double(count))
+            samples.pairs += count
+            remaining -= count
+            if options.iterations == nil, t2 >= deadline { break }
+        }
+        samples.elapsed = now() - start
+        return samples
+    }
+
+    static func deviceRead(_ nic: DeviceDMA, buffer: PhysicalAddress, iterations: Int) throws(DMAError) -> Double {
+        let bus = try nic.map(buffer, size: 4096, direction: .bidirectional)
+        defer { try? nic.unmap(bus, size: 4096, direction: .bidirectional) }
+        var scratch = [UInt8](repeating: 0, count: 64)
+        let start = now()
+        scratch.withUnsafeMutableBytes { raw in
+            for _ in 0..<iterations { _ = nic.device.engine.read(from: bus, into: raw) }
+        }
+        return Double(now() - start) / Double(max(1, iterations))
+    }
+
+    static func summarize(_ samples: [ThreadSamples], options: Options, policy: DefaultDomainPolicy.Invalidation,
+                          deviceReadNs: Double, window: LazyWindowStatistics) -> Result {
+        func meanAndDeviation(_ values: [Double]) -> (Double, Double) {
+            guard !values.isEmpty else { return (0, 0) }
+            let mean = values.reduce(0, +) / Double(values.count)
+            let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count)
+            return (mean, variance.squareRoot())
+        }
+        let (map, mapDeviation) = meanAndDeviation(samples.flatMap(\.mapPerOp))
+        let (unmap, unmapDeviation) = meanAndDeviation(samples.flatMap(\.unmapPerOp))
+        let pairs = samples.reduce(0) { $0 + $1.pairs }
+        let longest = samples.map(\.elapsed).max() ?? 1
+        return Result(driver: options.family.rawValue, policy: policy.rawValue, threads: options.threads, pages: options.pages,
+                      direction: options.direction.rawValue, iterations: pairs / max(1, samples.count), mapNs: map,
+                      mapStddevNs: mapDeviation, unmapNs: unmap, unmapStddevNs: unmapDeviation, nsPerOp: map + unmap,
+                      opsPerSecond: longest > 0 ? Double(pairs) * 1e9 / Double(longest) : 0, deviceReadNs: deviceReadNs,
+                      lazyWindowMaxNs: window.longestWindowNanoseconds, lazyWindowMeanNs: window.meanWindowNanoseconds,
+                      lazyWindowMaxRanges: window.largestBatchRanges)
     }
 
     static func now() -> UInt64 {

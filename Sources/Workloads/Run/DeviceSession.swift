@@ -48,6 +48,7 @@ struct DeviceSession {
             progress()
         }
         coherentRing(generator: &generator)
+        scatterGather(area, generator: &generator)
         if let region = platform.subsystem.device(at: device.address)?.reservedRegions.first(where: { $0.kind.isDirect }) {
             firmwareRegion(region)
         }
@@ -92,9 +93,33 @@ struct DeviceSession {
         let bytes = descriptors.withUnsafeBytes { Array($0) }
         let result = device.engine.write(to: ring.busAddress, bytes: bytes)
         check(result.completed, "device writes its completion ring")
-        let seen = UnsafeRawBufferPointer(start: ring.pointer, count: bytes.count)
-        check(Array(seen) == bytes, "CPU sees the ring the device wrote")
+        check(ring.read(at: 0, count: bytes.count) == bytes, "CPU sees the ring the device wrote")
         do { try dma.freeCoherent(ring) } catch { check(false, "free coherent ring: \(error)") }
+    }
+
+    /// A three-piece scatter-gather list from scattered parts of the area: the
+    /// device fills the bus segments it is given, the CPU finds each piece filled.
+    mutating func scatterGather(_ area: PhysicalAddress, generator: inout SplitMix64) {
+        let pieces = [DMAScatterSegment(physical: area + 0x20_000 + 0x300, length: 0xD00),
+                      DMAScatterSegment(physical: area + 0x30_000, length: 4096),
+                      DMAScatterSegment(physical: area + 0x38_000, length: 700)]
+        let mapped: MappedScatterList
+        do { mapped = try dma.mapScatterList(pieces, direction: .fromDevice) } catch {
+            check(false, "map a scatter-gather list: \(error)")
+            return
+        }
+        let total = pieces.reduce(0) { $0 + $1.length }
+        let pattern = (0..<total).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        var offset = 0
+        for segment in mapped.segments {
+            let bytes = Array(pattern[offset..<(offset + Int(segment.length))])
+            check(device.engine.write(to: segment.busAddress, bytes: bytes).completed, "device fills segment at \(segment.busAddress)")
+            offset += Int(segment.length)
+        }
+        do { try dma.unmapScatterList(mapped) } catch { check(false, "unmap the scatter-gather list: \(error)") }
+        var received: [UInt8] = []
+        for piece in pieces { received += (try? memory.read(piece.physical, count: piece.length)) ?? [] }
+        check(received == pattern, "every scatter-gather piece holds what the device wrote")
     }
 
     /// Firmware-initiated DMA keeps working: the region is mapped 1:1.

@@ -1,0 +1,239 @@
+import Emulation
+import IOMMUCore
+import IOVA
+
+extension DeviceDMA {
+    /// Maps `size` bytes of physically contiguous memory at `physical` for one
+    /// transfer in `direction`; returns the bus address the device must use,
+    /// which keeps the buffer's offset within its page. The direction becomes
+    /// the device's permission. Behind no IOMMU a buffer beyond the streaming
+    /// mask is bounced below it; an untrusted device's partial pages are bounced.
+    /// - Throws: ``DMAError/zeroSize``, ``DMAError/negativeSize(_:)``, ``DMAError/beyondMask(physical:size:mask:)``,
+    ///   ``DMAError/bouncePoolExhausted(size:mask:)``, ``DMAError/addressSpaceExhausted(_:)``,
+    ///   ``DMAError/deviceUnavailable(_:reason:)``, ``DMAError/iommu(_:)``, ``DMAError/memory(_:)``.
+    @inline(__always)
+    public func map(_ physical: PhysicalAddress, size: Int, direction: DMADirection) throws(DMAError) -> IOVirtualAddress {
+        guard size > 0 else { throw Self.sizeError(size) }
+        if let reference = fastStateReference, !isClaimed {
+            let outcome = reference._withUnsafeGuaranteedRef { state -> Result<IOVirtualAddress, DMAError>? in
+                guard physical.value & state.granuleMask &+ UInt64(size) <= state.granule else { return nil }
+                return Result { () throws(DMAError) in
+                    try mapOnePage(physical, size: UInt64(size), direction: direction, state: state)
+                }
+            }
+            if let outcome { return try outcome.get() }
+        }
+        return try mapGeneral(physical, size: UInt64(size), direction: direction, call: "map")
+    }
+
+    /// The hot path: a buffer within one granule of a trusted device's translated domain.
+    @inline(__always)
+    func mapOnePage(_ physical: PhysicalAddress, size: UInt64, direction: DMADirection,
+                    state: DMADomainState) throws(DMAError) -> IOVirtualAddress {
+        let offset = physical.value & state.granuleMask
+        let limit = streamingLimit.load(ordering: .relaxed)
+        let iova: UInt64
+        do { iova = try state.allocator.allocate(size: state.granule, limit: limit, preferredLimit: preferredLimit(under: limit)) }
+        catch { throw .addressSpaceExhausted(error) }
+        do {
+            try state.domain.mapGranule(iova: iova, physical: physical.value &- offset, permissions: direction.devicePermissions)
+        } catch {
+            try? state.allocator.free(address: iova, size: state.granule)
+            throw .iommu(error)
+        }
+        state.ledger.record(iova: iova, granules: 1)
+        let slot = slots.current
+        slot.pointee.bump(slot.pointee.maps, by: 1)
+        slot.pointee.bump(slot.pointee.bytes, by: size)
+        return IOVirtualAddress(iova &+ offset)
+    }
+
+    @inline(never)
+    func mapGeneral(_ physical: PhysicalAddress, size length: UInt64, direction: DMADirection,
+                    call: StaticString) throws(DMAError) -> IOVirtualAddress {
+        let bus: IOVirtualAddress
+        switch try checkUsable() {
+        case .direct:
+            let mask = streamingMask
+            if physical.value <= mask, length - 1 <= mask - physical.value {
+                bus = IOVirtualAddress(physical.value)
+            } else {
+                bus = IOVirtualAddress(try bouncePool(below: mask).take(physical, size: length, direction: direction).value)
+            }
+        case let .translated(state):
+            var source = physical
+            let offset = physical.value & state.granuleMask
+            if bouncesPartialPages && (offset != 0 || length & state.granuleMask != 0) {
+                // The device must not reach whatever else shares these pages.
+                source = try bouncePool(below: .max).take(physical, size: length, direction: direction)
+            }
+            do {
+                bus = try mapTranslated(source, length: length, permissions: direction.devicePermissions,
+                                        limit: streamingLimit.load(ordering: .relaxed), in: state)
+            } catch {
+                if source != physical { _ = try? bouncePool(below: .max).release(source, size: length, direction: direction) }
+                throw error
+            }
+        case .unusable: throw .deviceUnavailable(device.address, reason: "unusable")
+        }
+        debug?.mapped(bus: bus.value, size: length, direction: direction, call: call)
+        let slot = slots.current
+        slot.pointee.bump(slot.pointee.maps, by: 1)
+        slot.pointee.bump(slot.pointee.bytes, by: length)
+        return bus
+    }
+
+    /// Allocates IOVA space under `limit` and maps `length` bytes from `physical` there.
+    func mapTranslated(_ physical: PhysicalAddress, length: UInt64, permissions: AccessPermissions, limit: UInt64,
+                       in state: DMADomainState) throws(DMAError) -> IOVirtualAddress {
+        let granule = state.granule
+        let offset = physical.value & state.granuleMask
+        guard length <= UInt64.max - offset - granule else { throw .beyondMask(physical: physical.value, size: length, mask: limit) }
+        let span = (offset + length + state.granuleMask) & ~state.granuleMask
+        let iova: UInt64
+        do { iova = try state.allocator.allocate(size: span, limit: limit, preferredLimit: preferredLimit(under: limit)) }
+        catch { throw .addressSpaceExhausted(error) }
+        do {
+            if span == granule {
+                try state.domain.mapGranule(iova: iova, physical: physical.value - offset, permissions: permissions)
+            } else if state.onlyGranulesFit(span) {
+                try mapGranules(iova: iova, physical: physical.value - offset, span: span, permissions: permissions, in: state)
+            } else {
+                try state.domain.map(iova: IOVirtualAddress(iova), physical: PhysicalAddress(physical.value - offset),
+                                     size: span, permissions: permissions)
+            }
+        } catch {
+            try? state.allocator.free(address: iova, size: span)
+            throw .iommu(error)
+        }
+        state.ledger.record(iova: iova, granules: span / granule)
+        return IOVirtualAddress(iova + offset)
+    }
+
+    /// Maps a few pages one granule at a time through the driver's single-page
+    /// path, which for spans no larger page fits is what the general split
+    /// would do anyway, minus its per-page bookkeeping. All or nothing.
+    func mapGranules(iova: UInt64, physical: UInt64, span: UInt64, permissions: AccessPermissions,
+                     in state: DMADomainState) throws(IOMMUError) {
+        var done: UInt64 = 0
+        do {
+            while done < span {
+                try state.domain.mapGranule(iova: iova + done, physical: physical + done, permissions: permissions)
+                done += state.granule
+            }
+        } catch {
+            var gather = IOTLBGather()
+            var undone: UInt64 = 0
+            while undone < done {
+                _ = state.domain.unmapGranule(iova: iova + undone, gather: &gather)
+                undone += state.granule
+            }
+            state.domain.flush(gather)
+            throw error
+        }
+    }
+
+    /// Ends a streaming mapping. In a strict domain the IOTLB no longer holds
+    /// it when this returns; in a lazy domain it waits in the flush queue.
+    /// Bounced data is copied back for ``DMADirection/fromDevice`` and ``DMADirection/bidirectional``.
+    /// - Throws: ``DMAError/notMapped(busAddress:)``, ``DMAError/sizeMismatch(busAddress:mapped:given:)``,
+    ///   ``DMAError/zeroSize``, ``DMAError/negativeSize(_:)``, ``DMAError/deviceUnavailable(_:reason:)``; with debug
+    ///   checking also ``DMAError/alreadyUnmapped(busAddress:)`` and ``DMAError/directionMismatch(busAddress:mapped:given:)``.
+    @inline(__always)
+    public func unmap(_ busAddress: IOVirtualAddress, size: Int, direction: DMADirection) throws(DMAError) {
+        guard size > 0 else { throw Self.sizeError(size) }
+        if let reference = fastStateReference, !isClaimed {
+            let outcome = reference._withUnsafeGuaranteedRef { state -> Result<Void, DMAError>? in
+                guard busAddress.value & state.granuleMask &+ UInt64(size) <= state.granule else { return nil }
+                return Result { () throws(DMAError) in try unmapOnePage(busAddress, size: UInt64(size), state: state) }
+            }
+            if let outcome { return try outcome.get() }
+        }
+        try unmapGeneral(busAddress, size: UInt64(size), direction: direction, call: "unmap")
+    }
+
+    @inline(__always)
+    func unmapOnePage(_ busAddress: IOVirtualAddress, size: UInt64, state: DMADomainState) throws(DMAError) {
+        let iova = busAddress.value & ~state.granuleMask
+        switch state.ledger.release(iova: iova, granules: 1) {
+        case .released: break
+        case .notMapped: throw .notMapped(busAddress: busAddress.value)
+        case let .mismatch(mapped):
+            throw .sizeMismatch(busAddress: busAddress.value, mapped: mapped * state.granule, given: size)
+        }
+        var gather = IOTLBGather()
+        guard state.domain.unmapGranule(iova: iova, gather: &gather) != nil else {
+            throw .notMapped(busAddress: busAddress.value)
+        }
+        let slot = slots.current
+        slot.pointee.bump(slot.pointee.unmaps, by: 1)
+        if state.isLazy {
+            state.deferUnmap(iova: iova, size: state.granule, slot: slot, capacity: slots.queueCapacity)
+        } else {
+            state.domain.flush(gather)
+            do { try state.allocator.free(address: iova, size: state.granule) } catch { throw .allocator(error) }
+        }
+    }
+
+    @inline(never)
+    func unmapGeneral(_ busAddress: IOVirtualAddress, size length: UInt64, direction: DMADirection,
+                      call: StaticString) throws(DMAError) {
+        let route = try checkUsable()
+        try debug?.unmapping(bus: busAddress.value, size: length, direction: direction, call: call)
+        switch route {
+        case .direct:
+            if let pool = existingBouncePool, pool.contains(PhysicalAddress(busAddress.value)) {
+                try pool.release(PhysicalAddress(busAddress.value), size: length, direction: direction)
+            }
+        case let .translated(state):
+            let source = try unmapTranslated(busAddress, length: length, in: state)
+            if bouncesPartialPages, let pool = existingBouncePool, pool.contains(source) {
+                try pool.release(source, size: length, direction: direction)
+            }
+        case .unusable: break
+        }
+        let slot = slots.current
+        slot.pointee.bump(slot.pointee.unmaps, by: 1)
+    }
+
+    /// Unmaps a translated range; returns the physical address the bus address translated to.
+    @discardableResult
+    func unmapTranslated(_ busAddress: IOVirtualAddress, length: UInt64, in state: DMADomainState,
+                         forceStrict: Bool = false) throws(DMAError) -> PhysicalAddress {
+        let granule = state.granule
+        let offset = busAddress.value & state.granuleMask
+        let iova = busAddress.value - offset
+        guard length <= UInt64.max - offset - granule else { throw .notMapped(busAddress: busAddress.value) }
+        let span = (offset + length + state.granuleMask) & ~state.granuleMask
+        switch state.ledger.release(iova: iova, granules: span / granule) {
+        case .released: break
+        case .notMapped: throw .notMapped(busAddress: busAddress.value)
+        case let .mismatch(mapped):
+            throw .sizeMismatch(busAddress: busAddress.value, mapped: mapped * granule, given: length)
+        }
+        var gather = IOTLBGather()
+        let physical: PhysicalAddress
+        if state.onlyGranulesFit(span), let first = state.domain.unmapGranule(iova: iova, gather: &gather) {
+            physical = first + offset
+            var done = granule
+            while done < span {
+                _ = state.domain.unmapGranule(iova: iova + done, gather: &gather)
+                done += granule
+            }
+        } else {
+            physical = PhysicalAddress((state.domain.translate(IOVirtualAddress(iova))?.value ?? 0) + offset)
+            do { try state.domain.unmap(iova: IOVirtualAddress(iova), size: span, gather: &gather) } catch {
+                throw .iommu(error)
+            }
+        }
+        if state.isLazy && !forceStrict {
+            state.deferUnmap(iova: iova, size: span, slot: slots.current, capacity: slots.queueCapacity)
+        } else {
+            state.domain.flush(gather)
+            do { try state.allocator.free(address: iova, size: span) } catch { throw .allocator(error) }
+        }
+        return physical
+    }
+
+    static func sizeError(_ size: Int) -> DMAError { size == 0 ? .zeroSize : .negativeSize(size) }
+}
