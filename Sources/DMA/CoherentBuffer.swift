@@ -79,32 +79,42 @@ extension DeviceDMA {
         let bus: IOVirtualAddress
         switch route {
         case let .translated(state):
-            if placement == .preferContiguous, let block = try? pages.allocate(pages: pageCount) {
-                physical = (0..<pageCount).map { block + $0 * PageSize.size4K }
+            // The domain maps whole granules (16 KiB or 64 KiB on some SMMUs): every chunk of
+            // physical memory is one granule, aligned to it, and the buffer is rounded up to them.
+            let granule = state.granule
+            let pagesPerGranule = granule / PageSize.size4K
+            let granules = (UInt64(size) + granule - 1) / granule
+            if placement == .preferContiguous,
+               let block = try? pages.allocate(pages: granules * pagesPerGranule, alignment: granule) {
+                physical = (0..<(granules * pagesPerGranule)).map { block + $0 * PageSize.size4K }
             } else {
-                for _ in 0..<pageCount {
-                    do { physical.append(try pages.allocate()) } catch { giveBack(); throw .memory(error) }
+                for _ in 0..<granules {
+                    do {
+                        let chunk = try pages.allocate(pages: pagesPerGranule, alignment: granule)
+                        physical += (0..<pagesPerGranule).map { chunk + $0 * PageSize.size4K }
+                    } catch { giveBack(); throw .memory(error) }
                 }
             }
             let limit = min(coherentMask, state.domain.geometry.aperture.upperBound)
-            let span = pageCount * state.granule
+            let span = granules * granule
             let iova: UInt64
             do { iova = try state.allocator.allocate(size: span, limit: limit, preferredLimit: preferredLimit(under: limit)) }
             catch { giveBack(); throw .addressSpaceExhausted(error) }
-            for (index, page) in physical.enumerated() {
+            for index in 0..<Int(granules) {
                 do {
-                    try state.domain.map(iova: IOVirtualAddress(iova + UInt64(index) * state.granule), physical: page,
-                                         size: state.granule, permissions: .readWrite)
+                    try state.domain.map(iova: IOVirtualAddress(iova + UInt64(index) * granule),
+                                         physical: physical[index * Int(pagesPerGranule)],
+                                         size: granule, permissions: .readWrite)
                 } catch {
                     var gather = IOTLBGather()
-                    if index > 0 { _ = try? state.domain.unmap(iova: IOVirtualAddress(iova), size: UInt64(index) * state.granule, gather: &gather) }
+                    if index > 0 { _ = try? state.domain.unmap(iova: IOVirtualAddress(iova), size: UInt64(index) * granule, gather: &gather) }
                     state.domain.flush(gather)
                     try? state.allocator.free(address: iova, size: span)
                     giveBack()
                     throw .iommu(error)
                 }
             }
-            state.ledger.record(iova: iova, granules: pageCount)
+            state.ledger.record(iova: iova, granules: granules)
             bus = IOVirtualAddress(iova)
         default:
             let mask = coherentMask
@@ -122,7 +132,7 @@ extension DeviceDMA {
                 pointers.append(pointer)
             } catch { throw .memory(error) }
         }
-        coherentLive.add(pageCount * PageSize.size4K, ordering: .relaxed)
+        coherentLive.add(UInt64(physical.count) * PageSize.size4K, ordering: .relaxed)
         return CoherentBuffer(busAddress: bus, size: size, pages: physical, pagePointers: pointers)
     }
 

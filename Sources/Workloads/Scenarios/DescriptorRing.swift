@@ -20,11 +20,11 @@ struct DescriptorRing {
     }
 
     func cpuStore(_ index: Int, word: Int, _ value: UInt64) {
-        buffer.pointer.storeBytes(of: value.littleEndian, toByteOffset: index * entryBytes + word * 8, as: UInt64.self)
+        _ = buffer.store(value, at: index * entryBytes + word * 8)
     }
 
     func cpuLoad(_ index: Int, word: Int) -> UInt64 {
-        UInt64(littleEndian: buffer.pointer.load(fromByteOffset: index * entryBytes + word * 8, as: UInt64.self))
+        buffer.load(at: index * entryBytes + word * 8, as: UInt64.self) ?? 0
     }
 
     func cpuClear(_ index: Int) {

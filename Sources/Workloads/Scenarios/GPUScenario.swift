@@ -73,9 +73,7 @@ struct GPUScenario: DeviceScenario {
         let sourceOffset = context.random(in: 0...(source.size - length))
         let targetOffset = context.random(in: 0...(target.size - length))
         let pattern = context.randomBytes(length)
-        pattern.withUnsafeBytes { bytes in
-            if let base = bytes.baseAddress { (source.pointer + sourceOffset).copyMemory(from: base, byteCount: length) }
-        }
+        _ = source.write(pattern, at: sourceOffset)
         let engine = gpu.dma.engine
         var done = 0
         var faulted = false
@@ -87,8 +85,7 @@ struct GPUScenario: DeviceScenario {
             done += chunk
         }
         context.check(!faulted, "the GPU copies \(length) bytes between coherent buffers")
-        let copied = UnsafeRawBufferPointer(start: target.pointer + targetOffset, count: length)
-        context.check(copied.elementsEqual(pattern), "the CPU sees the \(length) bytes the GPU copied")
+        context.check(target.read(at: targetOffset, count: length) == pattern, "the CPU sees the \(length) bytes the GPU copied")
         context.count("bytesBlitted", UInt64(length))
     }
 
@@ -115,8 +112,7 @@ struct GPUScenario: DeviceScenario {
         do { try gpu.dma.unmap(bus, size: length, direction: .toDevice) } catch {
             context.check(false, "unmap a texture: \(error)")
         }
-        let seen = UnsafeRawBufferPointer(start: target.pointer, count: length)
-        context.check(completed && seen.elementsEqual(texture), "the GPU uploads a \(length)-byte texture")
+        context.check(completed && target.read(at: 0, count: length) == texture, "the GPU uploads a \(length)-byte texture")
         context.count("texturesUploaded")
     }
 
