@@ -8,7 +8,10 @@ import Synchronization
 /// live mappings, the devices whose reserved regions are already punched
 /// out, the lazy flush queues and the software-MSI doorbell mappings.
 final class DMADomainState: Sendable {
-    let domain: IOMMUDomain
+    /// Not retained: the domain owns this state through its DMA cookie, so
+    /// the state never outlives it, and a strong reference back would keep
+    /// both (and the whole emulated machine behind them) alive forever.
+    unowned(unsafe) let domain: IOMMUDomain
     let allocator: IOVAAllocator
     let ledger: MappingLedger
     let granule: UInt64

@@ -91,7 +91,9 @@ public final class GARTDriver: IOMMUDriver, Sendable {
         self.hardware = hardware
         for scope in units {
             let unit = scope.unit
-            unit.connectErrorInterrupt { [weak self] in self?.drainErrors(of: unit) }
+            unit.connectErrorInterrupt { [weak self, weak unit] in
+                if let self, let unit { self.drainErrors(of: unit) }
+            }
         }
     }
 

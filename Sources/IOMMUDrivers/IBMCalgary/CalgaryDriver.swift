@@ -102,7 +102,9 @@ public final class CalgaryDriver: IOMMUDriver, Sendable {
         phbStates = states
         for scope in units {
             let unit = scope.unit
-            unit.connectErrorInterrupt { [weak self] in self?.drainErrors(of: unit) }
+            unit.connectErrorInterrupt { [weak self, weak unit] in
+                if let self, let unit { self.drainErrors(of: unit) }
+            }
         }
     }
 

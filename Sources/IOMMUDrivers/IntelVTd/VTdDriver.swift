@@ -89,7 +89,9 @@ public final class VTdDriver: IOMMUDriver, Sendable {
         self.hardware = hardware
         for scope in units {
             let unit = scope.unit
-            unit.connectFaultInterrupt { [weak self] in self?.drainFaults(of: unit) }
+            unit.connectFaultInterrupt { [weak self, weak unit] in
+                if let self, let unit { self.drainFaults(of: unit) }
+            }
         }
     }
 
