@@ -33,6 +33,24 @@ extension IOVAAllocator {
         }
     }
 
+    /// The size, in bytes rounded to whole granules, that the live allocation starting exactly
+    /// at `address` was requested with; nil if no live allocation starts there (cached blocks
+    /// are not live). Lock-free for sizes up to ``maxCachedGranules`` granules, so a DMA unmap
+    /// can check its length without touching the tree lock.
+    public func allocatedSize(at address: UInt64) -> UInt64? {
+        let pfn = address >> shift
+        guard address & mask == 0, pfn >= firstPfn, pfn <= lastPfn else { return nil }
+        if cachesEnabled, let slot = live.slot(pfn) {
+            let state = slot.pointee.load(ordering: .acquiring)
+            if state == LiveTable.cachedMarker { return nil }
+            if state != 0 { return UInt64(state) << shift }
+        }
+        return core.pointee.tree.withLock { t -> UInt64? in
+            guard let n = t.allocation(startingAt: pfn), n.tag & RangeTree.cacheManaged == 0 else { return nil }
+            return n.length << shift
+        }
+    }
+
     /// The reserved hole (after merging) containing `address`, as a byte range; nil if none.
     public func reservedRange(containing address: UInt64) -> ClosedRange<UInt64>? {
         let pfn = address >> shift

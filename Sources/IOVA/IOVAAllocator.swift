@@ -14,6 +14,13 @@ import Synchronization
 /// Cached blocks stay "allocated" in the tree until drained: on exhaustion every thread's
 /// magazines and the depot are drained into the tree and the search runs again.
 ///
+/// **Per-thread caches.** A thread finds its cache through a direct-mapped table indexed by a
+/// hash of `pthread_self()` (falling back to a pthread key), and brackets each cache operation
+/// with a plain `busy` flag; a thread that must empty other threads' caches uses
+/// `membarrier(2)` instead of making every operation pay an atomic (``AsymmetricFence``).
+/// A pthread key destructor hands an exiting thread's blocks back to the tree; each allocator
+/// has its own caches, and deinit detaches them safely from threads that are still alive.
+///
 /// **Free validation.** Each cache-managed block has a state byte in a lock-free
 /// ``LiveTable``: the requested granule count while live, a marker while cached. `free` turns
 /// the first into the second with one compare-and-swap, so a wrong size, a double free or a

@@ -1,18 +1,3 @@
-/// Tunables of an ``IOVAAllocator``.
-public struct IOVAOptions: Sendable {
-    /// Keep per-thread magazines of freed small ranges (sizes up to
-    /// ``IOVAAllocator/maxCachedGranules`` granules). When false every operation goes to the
-    /// locked range tree.
-    public var cachesEnabled: Bool = true
-    /// Full magazines the shared depot keeps per size class before it returns ranges to the tree.
-    public var depotMagazines: Int = 32
-
-    public init(cachesEnabled: Bool = true, depotMagazines: Int = 32) {
-        self.cachesEnabled = cachesEnabled
-        self.depotMagazines = max(0, min(depotMagazines, 1024))
-    }
-}
-
 /// A snapshot of an allocator's counters. Byte counts are exact when no other thread is
 /// allocating or freeing at the same time; counters are sums over all threads.
 public struct IOVAStatistics: Sendable, Equatable {

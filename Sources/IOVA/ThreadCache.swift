@@ -11,9 +11,8 @@ struct ThreadCache: ~Copyable {
     static let classes = 6  // block sizes 1, 2, 4, 8, 16, 32 granules
 
     let busy = Atomic<UInt32>(0)
-    let stealing = Atomic<UInt32>(0)
+    let stealing: Atomic<UInt32>
     let refs = Atomic<Int>(2)
-    let fullFence: Bool
     let allocatorID: UInt64
     let core: UnsafeMutablePointer<AllocatorCore>
     let thread: pthread_t
@@ -36,7 +35,7 @@ struct ThreadCache: ~Copyable {
         let table = (raw + tableOffset).bindMemory(to: Magazine.self, capacity: 2 * classes)
         for i in 0..<(2 * classes) { (table + i).initialize(to: Magazine.make()) }
         let p = raw.bindMemory(to: ThreadCache.self, capacity: 1)
-        p.initialize(to: ThreadCache(fullFence: fullFence, allocatorID: allocatorID, core: core,
+        p.initialize(to: ThreadCache(stealing: Atomic(fullFence ? fenceBit : 0), allocatorID: allocatorID, core: core,
                                      thread: pthread_self(), magazines: table, state: state))
         return p
     }
@@ -54,24 +53,27 @@ struct ThreadCache: ~Copyable {
 
     // MARK: owner side of the handshake
 
+    /// Bit 0 of `stealing`: a stealer holds the cache. Bit 1: no membarrier on this system, so
+    /// every entry must take the slow path and pay a full fence; folding that mode into the
+    /// same word keeps the common entry at one store, one load and one branch.
+    static let stealBit: UInt32 = 1
+    static let fenceBit: UInt32 = 2
+
     @inline(__always) func enter() {
         busy.store(1, ordering: .relaxed)
-        if fullFence {
-            atomicMemoryFence(ordering: .sequentiallyConsistent)
-        } else {
-            // Compiler barrier only: membarrier on the stealer's side supplies the hardware one.
-            atomicMemoryFence(ordering: .acquiringAndReleasing)
-        }
+        // Compiler barrier only: membarrier on the stealer's side supplies the hardware one.
+        atomicMemoryFence(ordering: .acquiringAndReleasing)
         if stealing.load(ordering: .acquiring) != 0 { enterSlow() }
     }
 
     @inline(never) func enterSlow() {
-        while true {
+        // Either a stealer is active, or this system has no membarrier (fence mode).
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        while stealing.load(ordering: .acquiring) & Self.stealBit != 0 {
             busy.store(0, ordering: .releasing)
-            while stealing.load(ordering: .acquiring) != 0 { sched_yield() }
+            while stealing.load(ordering: .acquiring) & Self.stealBit != 0 { sched_yield() }
             busy.store(1, ordering: .relaxed)
             atomicMemoryFence(ordering: .sequentiallyConsistent)
-            if stealing.load(ordering: .acquiring) == 0 { return }
         }
     }
 

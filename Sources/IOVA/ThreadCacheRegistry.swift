@@ -111,7 +111,7 @@ extension IOVAAllocator {
         }
         if found == nil {
             let tc = ThreadCache.create(allocatorID: id, core: core,
-                                        fullFence: !AsymmetricFence.available)
+                                        fullFence: options.forceFullFences || !AsymmetricFence.available)
             registry.withLock { $0.caches.append(CacheRef(pointer: tc)) }
             if st.pointee.count == st.pointee.capacity {
                 let newCapacity = max(4, st.pointee.capacity * 2)
@@ -146,7 +146,8 @@ extension IOVAAllocator {
             let me = pthread_self()
             var others = false
             for c in reg.caches {
-                c.pointer.pointee.stealing.store(1, ordering: .sequentiallyConsistent)
+                let mode = c.pointer.pointee.stealing.load(ordering: .relaxed) & ThreadCache.fenceBit
+                c.pointer.pointee.stealing.store(mode | ThreadCache.stealBit, ordering: .sequentiallyConsistent)
                 if pthread_equal(c.pointer.pointee.thread, me) == 0 { others = true }
             }
             if others { AsymmetricFence.heavy() }
@@ -165,7 +166,10 @@ extension IOVAAllocator {
                     kept.append(c)
                 }
             }
-            for c in reg.caches { c.pointer.pointee.stealing.store(0, ordering: .releasing) }
+            for c in reg.caches {
+                let mode = c.pointer.pointee.stealing.load(ordering: .relaxed) & ThreadCache.fenceBit
+                c.pointer.pointee.stealing.store(mode, ordering: .releasing)
+            }
             for c in retired { ThreadCache.release(c.pointer) }
             if !retired.isEmpty { reg.caches = kept }
             return result

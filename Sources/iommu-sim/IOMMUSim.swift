@@ -13,5 +13,5 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure the hot paths (use a release build: swift run -c release iommu-sim bench ...).",
-        subcommands: [BenchDMACommand.self])
+        subcommands: [BenchDMACommand.self, BenchIOVACommand.self])
 }

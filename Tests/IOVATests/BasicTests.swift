@@ -67,7 +67,14 @@ import Testing
         #expect(throws: IOVAError.sizeMismatch(address: x, allocated: 0x3000, given: 0x4000)) {
             try a.free(address: x, size: 0x4000)
         }
+        #expect(a.allocatedSize(at: x) == 0x3000)
+        #expect(a.allocatedSize(at: x + 0x1000) == nil)
         try a.free(address: x, size: 0x2001)  // same granule count
+        #expect(a.allocatedSize(at: x) == nil)
+        let big = try a.allocate(size: 0x10_1000, limit: 0xFFFF_FFFF)
+        #expect(a.allocatedSize(at: big) == 0x10_1000)
+        try a.free(address: big, size: 0x10_1000)
+        #expect(a.allocatedSize(at: big) == nil)
         #expect(a.statistics.allocatedBytes == 0)
         #expect(a.allocation(containing: x) == x...(x + 0x3fff))  // cached, not yet reused
         a.drainCaches()

@@ -8,11 +8,14 @@ import Testing
 @Suite struct ConcurrencyTests {
     static let g: UInt64 = 4096
 
-    @Test(arguments: [2, 4])
-    func noOverlapUnderContention(threads: Int) throws {
+    @Test(arguments: [(2, false), (4, false), (2, true)])
+    func noOverlapUnderContention(threads: Int, fullFences: Bool) throws {
         let granules = 1 << 12
         let base: UInt64 = 0x4000_0000
-        let a = try IOVAAllocator(granule: Self.g, space: base...(base + UInt64(granules) * Self.g - 1))
+        var options = IOVAOptions()
+        options.forceFullFences = fullFences  // the path taken where membarrier(2) is missing
+        let a = try IOVAAllocator(granule: Self.g, space: base...(base + UInt64(granules) * Self.g - 1),
+                                  options: options)
         let map = OwnershipMap(granules: granules)
         let errors = Atomic<Int>(0)
         let exhausted = Atomic<Int>(0)

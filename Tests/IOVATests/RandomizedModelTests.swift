@@ -170,11 +170,15 @@ import Testing
                     } else {
                         guard got == (iv.first << shift)...((iv.last << shift) | (g - 1))
                         else { throw fail(op, "allocation(containing: \(hex(addr))) = \(String(describing: got))") }
+                        guard a.allocatedSize(at: iv.first << shift) == iv.requested << shift
+                        else { throw fail(op, "allocatedSize(at: \(hex(iv.first << shift))) wrong") }
                     }
                 } else if let got {
                     // Only a cached block (free in the model) may be reported.
                     guard caches, !model.overlapsAnything(first: got.lowerBound >> shift, last: got.upperBound >> shift)
                     else { throw fail(op, "allocation(containing: \(hex(addr))) = \(got) over model's free space") }
+                    guard a.allocatedSize(at: got.lowerBound) == nil
+                    else { throw fail(op, "allocatedSize(at:) reports a cached block as live") }
                 }
             } else {
                 if rng.next() % 4 == 0 { a.drainCaches() }
