@@ -58,6 +58,12 @@ struct BenchDMACommand: ParsableCommand {
     @Option(name: .long, help: "Comma-separated invalidation policies: strict,lazy.")
     var policy: String = "strict,lazy"
 
+    @Option(name: .long, help: "IOMMU family of the default platform: \(IOMMUFamily.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var driver: String = "vtd"
+
+    @Flag(name: .customLong("no-leaf-array"), help: "AMD-Vi: turn off the driver's leaf-page array in DMA domains.")
+    var noLeafArray = false
+
     @Flag(name: .long, help: "Print one JSON object instead of text.")
     var json = false
 
@@ -70,7 +76,13 @@ struct BenchDMACommand: ParsableCommand {
             }
             policies.append(chosen)
         }
-        let report = try DMABenchmark.run(.init(iterations: iterations, policies: policies))
+        guard let family = IOMMUFamily(rawValue: driver) else {
+            throw ValidationError("unknown --driver '\(driver)': expected \(IOMMUFamily.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard family.isEmulated else { throw ValidationError("the \(family) family has no emulation yet") }
+        guard !noLeafArray || family == .amdVi else { throw ValidationError("--no-leaf-array applies to --driver amd only") }
+        let report = try DMABenchmark.run(.init(iterations: iterations, policies: policies, family: family,
+                                                amdLeafArray: family == .amdVi ? !noLeafArray : nil))
         if json { try printJSON(report) } else { print(report.renderText()) }
     }
 }

@@ -11,10 +11,20 @@ public enum DMABenchmark {
     public struct Options: Sendable {
         public var iterations: Int
         public var policies: [DefaultDomainPolicy.Invalidation]
-        public init(iterations: Int = 200_000, policies: [DefaultDomainPolicy.Invalidation] = [.strict, .lazy]) {
+        /// The IOMMU family of the default platform the benchmark runs on.
+        public var family: IOMMUFamily
+        /// AMD-Vi: keep the driver's leaf-page array in DMA domains (nil: the driver's default, on).
+        public var amdLeafArray: Bool?
+        public init(iterations: Int = 200_000, policies: [DefaultDomainPolicy.Invalidation] = [.strict, .lazy],
+                    family: IOMMUFamily = .intelVTd, amdLeafArray: Bool? = nil) {
             self.iterations = max(1, iterations)
             self.policies = policies
+            self.family = family
+            self.amdLeafArray = amdLeafArray
         }
+
+        /// Whether the leaf-page array is in use, for families that have one.
+        var leafArray: Bool? { family == .amdVi ? (amdLeafArray ?? true) : nil }
     }
 
     public struct Result: Codable, Sendable, Hashable {
@@ -22,6 +32,10 @@ public enum DMABenchmark {
         /// `device-read` (a 64-byte device read whose translation hits the IOTLB).
         public var `case`: String
         public var policy: String
+        /// The IOMMU family (`--driver`).
+        public var driver: String
+        /// AMD-Vi: whether the leaf-page array was on; absent for other families.
+        public var leafArray: Bool?
         public var iterations: Int
         public var nsPerOp: Double
         public var opsPerSecond: Double
@@ -31,9 +45,10 @@ public enum DMABenchmark {
         public var results: [Result]
 
         public func renderText() -> String {
-            var table = TextTable(["case", "policy", "iterations", "ns/op", "ops/s"])
+            var table = TextTable(["case", "driver", "leaf array", "policy", "iterations", "ns/op", "ops/s"])
             for result in results {
-                table.add([result.case, result.policy, "\(result.iterations)",
+                table.add([result.case, result.driver, result.leafArray.map { $0 ? "on" : "off" } ?? "-", result.policy,
+                           "\(result.iterations)",
                            String(oneDecimal: result.nsPerOp), String(Int(result.opsPerSecond))])
             }
             return table.render()
@@ -45,7 +60,12 @@ public enum DMABenchmark {
     public static func run(_ options: Options) throws -> Report {
         var results: [Result] = []
         for policy in options.policies {
-            let platform = try EmulatedPlatform(.defaultPlatform(policy: DefaultDomainPolicy(invalidation: policy)))
+            var specification = try PlatformSpecification.defaultPlatform(family: options.family,
+                                                                          policy: DefaultDomainPolicy(invalidation: policy))
+            if let leafArray = options.amdLeafArray {
+                for index in specification.units.indices { specification.units[index].amdViLeafArray = leafArray }
+            }
+            let platform = try EmulatedPlatform(specification)
             guard let nic = platform.dma(for: "nic0") else { continue }
             let buffer = try platform.pages.allocate()
             // Warm up: the first map builds the page-table levels.
@@ -57,7 +77,7 @@ public enum DMABenchmark {
                 let bus = try nic.map(buffer, size: 4096, direction: .fromDevice)
                 try nic.unmap(bus, size: 4096, direction: .fromDevice)
             }
-            results.append(result("map-unmap", policy, options.iterations, now() - start))
+            results.append(result("map-unmap", policy, options, now() - start))
 
             let bus = try nic.map(buffer, size: 4096, direction: .bidirectional)
             var scratch = [UInt8](repeating: 0, count: 64)
@@ -65,15 +85,18 @@ public enum DMABenchmark {
             scratch.withUnsafeMutableBytes { raw in
                 for _ in 0..<options.iterations { _ = nic.device.engine.read(from: bus, into: raw) }
             }
-            results.append(result("device-read", policy, options.iterations, now() - start))
+            results.append(result("device-read", policy, options, now() - start))
             try nic.unmap(bus, size: 4096, direction: .bidirectional)
         }
         return Report(results: results)
     }
 
-    static func result(_ name: String, _ policy: DefaultDomainPolicy.Invalidation, _ iterations: Int, _ nanoseconds: UInt64) -> Result {
+    static func result(_ name: String, _ policy: DefaultDomainPolicy.Invalidation, _ options: Options,
+                       _ nanoseconds: UInt64) -> Result {
+        let iterations = options.iterations
         let perOp = Double(nanoseconds) / Double(iterations)
-        return Result(case: name, policy: policy.rawValue, iterations: iterations, nsPerOp: perOp,
+        return Result(case: name, policy: policy.rawValue, driver: options.family.rawValue, leafArray: options.leafArray,
+                      iterations: iterations, nsPerOp: perOp,
                       opsPerSecond: perOp > 0 ? 1e9 / perOp : 0)
     }
 

@@ -36,6 +36,13 @@ public struct UnitSpecification: Sendable, Hashable {
     /// Aperture families (GART, Calgary): the remappable window, first address and size in bytes.
     public var apertureBase: UInt64?
     public var apertureSize: UInt64?
+    /// AMD-Vi: build-time capabilities.
+    public var amdVi: AMDViUnitConfiguration = .init()
+    /// AMD-Vi: IVMD exclusion ranges of the unit (every device it covers); the first is programmed into the
+    /// unit's exclusion registers, further ones are unity-mapped.
+    public var amdViExclusionRanges: [ClosedRange<UInt64>] = []
+    /// AMD-Vi: whether the driver keeps a leaf-page array in DMA domains (a driver option carried with its unit).
+    public var amdViLeafArray: Bool = true
 
     public init(name: String, family: IOMMUFamily, includesAll: Bool = false, segment: UInt16 = 0,
                 vtd: VTdUnitConfiguration = .init(), prefersWidestAddressSpace: Bool = false,
