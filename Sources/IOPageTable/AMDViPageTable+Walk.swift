@@ -57,6 +57,19 @@ extension AMDViPageTable {
                                permissions: found.permissions)
     }
 
+    /// The translation of `iova` read straight from `leafTable`, the level-1
+    /// table covering it: the walk-free lookup. The tables this type builds
+    /// give every directory both permissions, so the leaf's are the walk's.
+    @inline(__always)
+    public func lookup(inLeafTable leafTable: PhysicalAddress, iova: UInt64) -> PageTableLookup? {
+        guard let entry = try? memory.load64(entryAddress(leafTable.value, iova, level: 1)), entry & AMDViPTE.present != 0,
+              let shift = AMDViPageTableEncoding.leafShift(entry, level: 1) else { return nil }
+        let size: UInt64 = 1 << UInt64(shift)
+        let base = entry & AMDViPTE.addressMask & ~(size - 1)
+        return PageTableLookup(physical: PhysicalAddress(base | (iova & (size - 1))), pageSize: size,
+                               permissions: AMDViPageTableEncoding.permissions(entry))
+    }
+
     /// Clears the page that maps `iova`, whatever its size, with every entry
     /// it spans. Returns the bytes unmapped: 0 when nothing was mapped there
     /// or `pageSize` is not one this table maps.

@@ -67,7 +67,11 @@ public final class AMDViDomain: IOMMUDomain, @unchecked Sendable {
         return table.unmap(iova: iova, pageSize: pageSize)
     }
 
-    public override func lookup(_ iova: UInt64) -> PageTableLookup? { table?.lookup(iova) }
+    public override func lookup(_ iova: UInt64) -> PageTableLookup? {
+        guard let table else { return nil }
+        if let leafArray, let leaf = leafArray.leaf(for: iova) { return table.lookup(inLeafTable: leaf, iova: iova) }
+        return table.lookup(iova)
+    }
 
     public override func flush(_ gather: IOTLBGather) {
         guard !gather.isEmpty else { return }
