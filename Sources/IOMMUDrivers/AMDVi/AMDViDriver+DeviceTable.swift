@@ -35,6 +35,7 @@ extension AMDViDriver {
 
     public func release(_ device: PCIDevice) {
         guard let scope = scope(for: device), let state = hardware[ObjectIdentifier(scope.unit)] else { return }
+        _ = blockedDevices.withLock { $0.insert("\(scope.unit.name)/\(device.busRequester.requesterID)") }
         try? write(AMDViDTE.valid | AMDViDTE.translationValid, 0, for: device, in: state)
     }
 
