@@ -28,7 +28,10 @@ public enum DMABenchmark {
     }
 
     public struct Result: Codable, Sendable, Hashable {
-        /// `map-unmap` (map + unmap of one 4 KiB page through the DMA API) or
+        /// `map-unmap` (map + unmap of one 4 KiB page through the DMA API),
+        /// `domain-map-unmap` (the same page mapped and unmapped through the IOMMU-API
+        /// on the device's default domain, without the DMA layer and without
+        /// invalidation: the driver's page-table work alone) or
         /// `device-read` (a 64-byte device read whose translation hits the IOTLB).
         public var `case`: String
         public var policy: String
@@ -78,6 +81,21 @@ public enum DMABenchmark {
                 try nic.unmap(bus, size: 4096, direction: .fromDevice)
             }
             results.append(result("map-unmap", policy, options, now() - start))
+
+            // The driver's page-table work alone: IOMMU-API map + unmap of one page at an IOVA the
+            // allocator handed out, without the DMA layer and without invalidation.
+            if let domain = nic.managed?.group.defaultDomain, domain.kind.usesDMALayer {
+                let free = try nic.map(buffer, size: 4096, direction: .fromDevice)
+                try nic.unmap(free, size: 4096, direction: .fromDevice)
+                var gather = IOTLBGather()
+                start = now()
+                for _ in 0..<options.iterations {
+                    try domain.map(iova: free, physical: buffer, size: 4096, permissions: .write)
+                    try domain.unmap(iova: free, size: 4096, gather: &gather)
+                }
+                results.append(result("domain-map-unmap", policy, options, now() - start))
+                domain.flush(gather)
+            }
 
             let bus = try nic.map(buffer, size: 4096, direction: .bidirectional)
             var scratch = [UInt8](repeating: 0, count: 64)
