@@ -22,6 +22,8 @@ public final class AMDViPageTable: Sendable {
     public let pageSizes: UInt64
     /// Physical address bits the hardware accepts in an entry.
     public let physicalAddressBits: Int
+    /// The allocation-free operations, usable without reference counting.
+    public let view: AMDViPageTableView
     private let tablePageCount = Atomic<Int>(1)
 
     /// Creates an empty table.
@@ -43,7 +45,12 @@ public final class AMDViPageTable: Sendable {
         self.levels = levels
         self.pageSizes = chosen
         self.physicalAddressBits = min(52, physicalAddressBits)
-        do { root = try pageAllocator.allocate() } catch { throw .memory(error) }
+        do {
+            root = try pageAllocator.allocate()
+            view = AMDViPageTableView(base: try memory.pointer(to: PhysicalAddress(0), count: memory.size),
+                                      memorySize: memory.size, root: root.value, levels: levels, pageSizes: chosen,
+                                      physicalAddressBits: self.physicalAddressBits)
+        } catch { throw .memory(error) }
     }
 
     /// Bits of input address the table translates (64 for six levels).
@@ -57,18 +64,9 @@ public final class AMDViPageTable: Sendable {
     }
 
     /// Checks what ``map(iova:physical:pageSize:permissions:)`` checks before touching memory.
-    /// - Throws: ``PageTableError/unsupportedPageSize(_:)``, ``PageTableError/misaligned(iova:physical:pageSize:)``,
-    ///   ``PageTableError/beyondAddressWidth(iova:bits:)``, ``PageTableError/physicalTooWide(physical:bits:)``,
-    ///   ``PageTableError/noPermissions``.
-    @inline(__always)
+    /// - Throws: as ``AMDViPageTableView/validate(iova:physical:pageSize:permissions:)``.
     public func validate(iova: UInt64, physical: UInt64, pageSize: UInt64, permissions: AccessPermissions) throws(PageTableError) {
-        guard pageSize.nonzeroBitCount == 1, pageSizes & pageSize != 0 else { throw .unsupportedPageSize(pageSize) }
-        guard (iova | physical) & (pageSize - 1) == 0 else { throw .misaligned(iova: iova, physical: physical, pageSize: pageSize) }
-        guard inputAddressBits == 64 || iova >> UInt64(inputAddressBits) == 0 else {
-            throw .beyondAddressWidth(iova: iova, bits: inputAddressBits)
-        }
-        guard physical >> UInt64(physicalAddressBits) == 0 else { throw .physicalTooWide(physical: physical, bits: physicalAddressBits) }
-        guard !permissions.isEmpty else { throw .noPermissions }
+        try view.validate(iova: iova, physical: physical, pageSize: pageSize, permissions: permissions)
     }
 
     /// Maps one page of `pageSize` bytes.
@@ -79,6 +77,11 @@ public final class AMDViPageTable: Sendable {
         try validate(iova: iova, physical: physical, pageSize: pageSize, permissions: permissions)
         let target = AMDViPageTableEncoding.placement(of: pageSize).level
         guard let table = try descend(iova, to: target, create: true) else { throw .alreadyMapped(iova: iova) }
+        if target == 1 {
+            try view.map(inLeafTable: PhysicalAddress(table), iova: iova, physical: physical, pageSize: pageSize,
+                         permissions: permissions)
+            return
+        }
         try install(in: table, level: target, iova: iova, physical: physical, pageSize: pageSize, permissions: permissions)
     }
 
@@ -93,16 +96,13 @@ public final class AMDViPageTable: Sendable {
         return try descend(iova, to: 1, create: create).map(PhysicalAddress.init)
     }
 
-    /// Installs a page of at most 1 MiB into `leafTable`, which must be the
-    /// level-1 table covering `iova` (from ``leafTable(containing:create:)``):
-    /// the walk-free path of a driver that remembers its leaf tables.
-    /// - Throws: the errors of ``map(iova:physical:pageSize:permissions:)``; a refused map changes no entry.
-    @inline(__always)
+    /// Installs a page of at most 1 MiB into `leafTable`, the level-1 table
+    /// covering `iova` (from ``leafTable(containing:create:)``): the walk-free
+    /// path of a driver that remembers its leaf tables.
+    /// - Throws: as ``AMDViPageTableView/map(inLeafTable:iova:physical:pageSize:permissions:)``; a refused map changes no entry.
     public func map(inLeafTable leafTable: PhysicalAddress, iova: UInt64, physical: UInt64, pageSize: UInt64,
                     permissions: AccessPermissions) throws(PageTableError) {
-        try validate(iova: iova, physical: physical, pageSize: pageSize, permissions: permissions)
-        guard pageSize < PageSize.size2M else { throw .unsupportedPageSize(pageSize) }
-        try install(in: leafTable.value, level: 1, iova: iova, physical: physical, pageSize: pageSize, permissions: permissions)
+        try view.map(inLeafTable: leafTable, iova: iova, physical: physical, pageSize: pageSize, permissions: permissions)
     }
 
     /// Descends from the root to the table of `target` level covering `iova`.
@@ -133,11 +133,10 @@ public final class AMDViPageTable: Sendable {
         return table
     }
 
-    /// Writes the page's entries (one, or the run a next-level-7 page spans)
-    /// over empty slots; an empty lower table left behind by earlier unmaps
+    /// Writes a page of 2 MiB or more (one entry, or the run a next-level-7
+    /// page spans) over empty slots; an empty lower table left behind by earlier unmaps
     /// gives way to the page. Anything else in the way undoes the entries
     /// written so far.
-    @inline(__always)
     private func install(in table: UInt64, level: Int, iova: UInt64, physical: UInt64, pageSize: UInt64,
                          permissions: AccessPermissions) throws(PageTableError) {
         let count = AMDViPageTableEncoding.placement(of: pageSize).count

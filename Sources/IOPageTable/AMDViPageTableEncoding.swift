@@ -54,18 +54,19 @@ public enum AMDViPageTableEncoding {
         return entry | (encoded & AMDViPTE.addressMask) | AMDViPTE.nextLevelLargePage << AMDViPTE.nextLevelShift
     }
 
-    @inline(__always)
-    static func nextLevel(_ entry: UInt64) -> Int { Int((entry & AMDViPTE.nextLevelMask) >> AMDViPTE.nextLevelShift) }
+    @inlinable @inline(__always)
+    public static func nextLevel(_ entry: UInt64) -> Int { Int((entry & AMDViPTE.nextLevelMask) >> AMDViPTE.nextLevelShift) }
 
     /// Whether a present entry at `level` points at a lower table (rather than being a page).
-    @inline(__always)
-    static func isDirectory(_ entry: UInt64, level: Int) -> Bool {
+    @inlinable @inline(__always)
+    public static func isDirectory(_ entry: UInt64, level: Int) -> Bool {
         let next = nextLevel(entry)
         return entry & AMDViPTE.present != 0 && next != 0 && next != 7 && next < level
     }
 
     /// The page size a present leaf at `level` maps; nil for an illegal encoding.
-    static func leafShift(_ entry: UInt64, level: Int) -> Int? {
+    @inlinable
+    public static func leafShift(_ entry: UInt64, level: Int) -> Int? {
         let natural = naturalShift(level: level)
         switch nextLevel(entry) {
         case 0: return natural
@@ -76,7 +77,8 @@ public enum AMDViPageTableEncoding {
         }
     }
 
-    static func permissions(_ entry: UInt64) -> AccessPermissions {
+    @inlinable @inline(__always)
+    public static func permissions(_ entry: UInt64) -> AccessPermissions {
         var permissions: AccessPermissions = []
         if entry & AMDViPTE.readPermission != 0 { permissions.insert(.read) }
         if entry & AMDViPTE.writePermission != 0 { permissions.insert(.write) }

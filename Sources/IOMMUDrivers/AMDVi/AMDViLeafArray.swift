@@ -13,7 +13,10 @@ import Emulation
 /// domain); the leaf tables themselves are created on first use, as Linux
 /// grew its aperture range by range, rather than 16 MiB of tables up front.
 /// A slot of zero means "not known yet": the caller walks and records.
-final class AMDViLeafArray: @unchecked Sendable {
+///
+/// A value type over one allocation, so the hot path reads it without
+/// reference counting; the domain that made it calls ``deallocate()`` once.
+struct AMDViLeafArray: @unchecked Sendable {
     static let windowBytes: UInt64 = 1 << 32
     static let slotShift: UInt64 = 21
 
@@ -37,7 +40,7 @@ final class AMDViLeafArray: @unchecked Sendable {
         slots.initialize(repeating: 0, count: count)
     }
 
-    deinit { slots.deallocate() }
+    func deallocate() { slots.deallocate() }
 
     @inline(__always)
     private func index(_ iova: UInt64) -> Int? {
