@@ -7,6 +7,8 @@ extension AMDViDriver {
     /// Identity: V=1, TV=1, Mode 0 with IR and IW (untranslated, as Linux's
     /// pass-through entries). Blocked: V=1, TV=1, Mode 0 without IR or IW.
     /// Translated: Mode = the table's levels and its root.
+    /// - Throws: ``IOMMUError/hardware(_:)`` for a domain of another driver or when the unit does not
+    ///   complete the invalidation, ``IOMMUError/deviceNotManaged(_:)``, ``IOMMUError/domainDoesNotTranslate(_:)``.
     public func attach(_ domain: IOMMUDomain, to device: PCIDevice) throws(IOMMUError) {
         guard let domain = domain as? AMDViDomain else { throw .hardware("not an AMD-Vi domain: \(domain)") }
         guard let scope = scope(for: device), let state = hardware[ObjectIdentifier(scope.unit)] else {

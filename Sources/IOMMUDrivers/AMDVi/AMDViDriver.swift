@@ -178,6 +178,10 @@ public final class AMDViDriver: IOMMUDriver, Sendable {
         return regions + [ReservedRegion.x86MSIWindow, Self.hyperTransportHole]
     }
 
+    /// A domain for `device`'s unit: 3 levels (39-bit aperture) unless the options ask for the widest the
+    /// unit supports; translating kinds get an empty table, DMA kinds the leaf-page array when enabled.
+    /// - Throws: ``IOMMUError/deviceNotManaged(_:)``, ``IOMMUError/hardware(_:)`` when domain IDs run out,
+    ///   ``IOMMUError/pageTable(_:)`` when no page is free for the table.
     public func makeDomain(_ kind: DomainKind, for device: PCIDevice) throws(IOMMUError) -> IOMMUDomain {
         guard let scope = scope(for: device), let state = hardware[ObjectIdentifier(scope.unit)] else {
             throw .deviceNotManaged(device.address)
@@ -188,6 +192,9 @@ public final class AMDViDriver: IOMMUDriver, Sendable {
             return next
         }
         let levels = options.widestAddressSpace ? state.maximumLevels : min(Self.defaultLevels, state.maximumLevels)
+        // Every power of two the depth can encode (Linux's AMD_IOMMU_PGSIZES): next-level-7 entries make
+        // 8 KiB...1 MiB and 4 MiB...512 MiB pages native, so a 64 KiB buffer is one map call and one IOTLB
+        // entry instead of sixteen.
         let pageSizes = PageSizeSet(bitmap: AMDViPageTableEncoding.pageSizes(levels: levels))
         var table: AMDViPageTable?
         if kind.translates {
