@@ -119,6 +119,19 @@ struct AMDViBed {
         #expect(bed.unit.statistics.eventsOverflowed == 0)
     }
 
+    @Test func aFaultHandlerThatMakesTheDeviceFaultAgainGetsThatFaultToo() throws {
+        let bed = try AMDViBed()
+        let domain = try bed.domain(of: bed.nic)
+        let seen = Mutex<[UInt64]>([])
+        let nic = bed.nic
+        domain.setFaultHandler { fault in
+            let count = seen.withLock { $0.append(fault.address); return $0.count }
+            if count == 1 { _ = nic.engine.read(from: IOVirtualAddress(0x7000), count: 1) } // faults from inside the handler
+        }
+        _ = bed.nic.engine.read(from: IOVirtualAddress(0x6000), count: 1)
+        #expect(seen.withLock { $0 } == [0x6000, 0x7000])
+    }
+
     @Test func afterUnmapWithoutInvalidationTheIOTLBStillTranslatesAndAfterItFaults() throws {
         let bed = try AMDViBed()
         let domain = try bed.domain(of: bed.nic)

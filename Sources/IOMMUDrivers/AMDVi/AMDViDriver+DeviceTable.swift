@@ -61,29 +61,36 @@ extension AMDViDriver {
 
     /// The event interrupt handler: read every entry between head and tail
     /// from the log in memory, hand faults to the core, move the head; after
-    /// an overflow clear the flag and restart the log.
+    /// an overflow clear the flag and restart the log. Faults are delivered
+    /// after the log is released, so a handler that makes the device fault
+    /// again does not wait on itself.
     func drainEvents(of unit: AMDViUnit) {
         guard let state = hardware[ObjectIdentifier(unit)] else { return }
-        let segment = units.first { $0.unit === unit }?.segment ?? 0
-        let faultSink = sinkForDelivery
-        var head = unit.readRegister(AMDViRegister.eventLogHead)
-        let tail = unit.readRegister(AMDViRegister.eventLogTail)
-        while head != tail {
-            let slot = state.eventLog + head
-            if let low = try? memory.load64(slot), let high = try? memory.load64(slot + 8),
-               let event = AMDViEvent(low: low, high: high) {
-                faultSink?.deliver(fault(from: event, unit: unit, segment: segment))
+        let faults = state.draining.withLock { _ -> [IOMMUFault] in
+            let segment = units.first { $0.unit === unit }?.segment ?? 0
+            var faults: [IOMMUFault] = []
+            var head = unit.readRegister(AMDViRegister.eventLogHead)
+            let tail = unit.readRegister(AMDViRegister.eventLogTail)
+            while head != tail {
+                let slot = state.eventLog + head
+                if let low = try? memory.load64(slot), let high = try? memory.load64(slot + 8),
+                   let event = AMDViEvent(low: low, high: high) {
+                    faults.append(fault(from: event, unit: unit, segment: segment))
+                }
+                head = (head + 16) % state.eventLogBytes
             }
-            head = (head + 16) % state.eventLogBytes
+            unit.writeRegister(AMDViRegister.eventLogHead, head)
+            let status = unit.readRegister(AMDViRegister.status)
+            unit.writeRegister(AMDViRegister.status, status & (AMDViStatus.eventOverflow | AMDViStatus.eventLogInterrupt))
+            if status & AMDViStatus.eventOverflow != 0 {
+                let control = unit.readRegister(AMDViRegister.control)
+                unit.writeRegister(AMDViRegister.control, control & ~AMDViControl.eventLogEnable)
+                unit.writeRegister(AMDViRegister.control, control | AMDViControl.eventLogEnable)
+            }
+            return faults
         }
-        unit.writeRegister(AMDViRegister.eventLogHead, head)
-        let status = unit.readRegister(AMDViRegister.status)
-        unit.writeRegister(AMDViRegister.status, status & (AMDViStatus.eventOverflow | AMDViStatus.eventLogInterrupt))
-        if status & AMDViStatus.eventOverflow != 0 {
-            let control = unit.readRegister(AMDViRegister.control)
-            unit.writeRegister(AMDViRegister.control, control & ~AMDViControl.eventLogEnable)
-            unit.writeRegister(AMDViRegister.control, control | AMDViControl.eventLogEnable)
-        }
+        guard let faultSink = sinkForDelivery else { return }
+        for fault in faults { faultSink.deliver(fault) }
     }
 
     private func fault(from event: AMDViEvent, unit: AMDViUnit, segment: UInt16) -> IOMMUFault {

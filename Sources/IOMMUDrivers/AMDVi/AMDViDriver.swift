@@ -86,6 +86,8 @@ public final class AMDViDriver: IOMMUDriver, Sendable {
         let maximumLevels: Int
         /// The exclusion range programmed into the unit's registers, if any.
         let hardwareExclusion: AMDViExclusionRange?
+        /// Held while the event log is drained, so two interrupts never deliver one event twice.
+        let draining = Mutex<Void>(())
 
         init(scope: AMDViUnitScope, pages: PhysicalPageAllocator) throws(MemoryError) {
             unit = scope.unit
