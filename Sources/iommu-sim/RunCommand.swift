@@ -50,7 +50,7 @@ struct TopologyCommand: ParsableCommand {
 struct BenchDMACommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dma",
-        abstract: "Map+unmap of one 4 KiB page through the DMA API, and a device read through the IOTLB.")
+        abstract: "Map+unmap of one 4 KiB page through the DMA API and through the IOMMU-API alone, and a device read through the IOTLB.")
 
     @Option(name: .long, help: "Operations per case.")
     var iterations: Int = 200_000
