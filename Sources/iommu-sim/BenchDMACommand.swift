@@ -29,6 +29,9 @@ struct BenchDMAOptions: ParsableArguments {
     @Option(name: .long, help: "GiB of emulated memory (at least 8; lower it to run under valgrind).")
     var memoryGib: UInt64 = 64
 
+    @Flag(name: .customLong("no-leaf-array"), help: "AMD-Vi: turn off the driver's leaf-page array in DMA domains.")
+    var noLeafArray = false
+
     func benchmarkOptions() throws -> DMABenchmark.Options {
         guard (1...64).contains(threads) else { throw ValidationError("--threads must be 1...64") }
         guard seconds > 0, seconds <= 3600 else { throw ValidationError("--seconds must be in (0, 3600]") }
@@ -58,6 +61,8 @@ struct BenchDMAOptions: ParsableArguments {
         options.family = family
         guard (8...1024).contains(memoryGib) else { throw ValidationError("--memory-gib must be 8...1024") }
         options.memoryGiB = memoryGib
+        guard !noLeafArray || family == .amdVi else { throw ValidationError("--no-leaf-array applies to --driver amd only") }
+        if family == .amdVi { options.amdLeafArray = !noLeafArray }
         return options
     }
 }

@@ -24,6 +24,8 @@ public enum DMABenchmark {
         public var batch: Int = 32
         /// Emulated memory; smaller than the default platform's 64 GiB so that valgrind can reserve it.
         public var memoryGiB: UInt64 = 64
+        /// AMD-Vi: keep the driver's leaf-page array in DMA domains (nil: the driver's default, on).
+        public var amdLeafArray: Bool?
 
         public init() {}
     }
@@ -52,6 +54,11 @@ public enum DMABenchmark {
         /// Lazy mode: the mean wait of each flushed batch's oldest range.
         public var lazyWindowMeanNs: UInt64
         public var lazyWindowMaxRanges: UInt64
+        /// Map + unmap of one 4 KiB page through the IOMMU-API alone (no DMA layer, no
+        /// invalidation), single thread: the driver's page-table work.
+        public var domainMapUnmapNs: Double
+        /// AMD-Vi: whether the leaf-page array was on; absent for other families.
+        public var leafArray: Bool?
     }
 
     public struct Report: Codable, Sendable {
@@ -59,11 +66,13 @@ public enum DMABenchmark {
 
         public func renderText() -> String {
             var table = TextTable(["driver", "policy", "threads", "pages", "iterations", "map ns", "±", "unmap ns", "±",
-                                   "ns/op", "ops/s", "dev read ns", "lazy window"])
+                                   "ns/op", "ops/s", "dev read ns", "domain map+unmap ns", "lazy window"])
             for r in results {
-                table.add([r.driver, r.policy, "\(r.threads)", "\(r.pages)", "\(r.iterations)", String(oneDecimal: r.mapNs),
+                let driver = r.driver + (r.leafArray.map { $0 ? " (leaf array)" : " (no leaf array)" } ?? "")
+                table.add([driver, r.policy, "\(r.threads)", "\(r.pages)", "\(r.iterations)", String(oneDecimal: r.mapNs),
                            String(oneDecimal: r.mapStddevNs), String(oneDecimal: r.unmapNs), String(oneDecimal: r.unmapStddevNs),
                            String(oneDecimal: r.nsPerOp), String(Int(r.opsPerSecond)), String(oneDecimal: r.deviceReadNs),
+                           String(oneDecimal: r.domainMapUnmapNs),
                            r.policy == "lazy" ? "mean \(r.lazyWindowMeanNs / 1000) us, max \(r.lazyWindowMaxNs / 1000) us, \(r.lazyWindowMaxRanges) ranges" : "-"])
             }
             return table.render()
@@ -82,6 +91,9 @@ public enum DMABenchmark {
             specification.usableMemory = specification.usableMemory.compactMap { range in
                 range.lowerBound.value < top ? range.lowerBound...min(range.upperBound, PhysicalAddress(top - 1)) : nil
             }
+            if let leafArray = options.amdLeafArray {
+                for index in specification.units.indices { specification.units[index].amdViLeafArray = leafArray }
+            }
             let platform = try EmulatedPlatform(specification)
             guard let nic = platform.dma(for: "nic0") else { continue }
             let size = options.pages * 4096
@@ -97,7 +109,11 @@ public enum DMABenchmark {
             nic.flushDeferred()
             let window = nic.lazyWindow
             let read = try deviceRead(nic, buffer: buffers[0], iterations: 100_000)
-            results.append(summarize(samples, options: options, policy: policy, deviceReadNs: read, window: window))
+            let domainWork = try domainMapUnmap(nic, buffer: buffers[0], iterations: 100_000)
+            var result = summarize(samples, options: options, policy: policy, deviceReadNs: read, window: window)
+            result.domainMapUnmapNs = domainWork
+            result.leafArray = options.family == .amdVi ? (options.amdLeafArray ?? true) : nil
+            results.append(result)
         }
         return Report(results: results)
     }
@@ -144,6 +160,24 @@ public enum DMABenchmark {
         return Double(now() - start) / Double(max(1, iterations))
     }
 
+    /// The driver's page-table work alone: IOMMU-API map + unmap of one page at an IOVA the
+    /// allocator handed out, without the DMA layer and without invalidation.
+    static func domainMapUnmap(_ nic: DeviceDMA, buffer: PhysicalAddress, iterations: Int) throws -> Double {
+        guard let domain = nic.managed?.group.defaultDomain, domain.kind.usesDMALayer else { return 0 }
+        let free = try nic.map(buffer, size: 4096, direction: .fromDevice)
+        try nic.unmap(free, size: 4096, direction: .fromDevice)
+        nic.flushDeferred()
+        var gather = IOTLBGather()
+        let start = now()
+        for _ in 0..<iterations {
+            try domain.map(iova: free, physical: buffer, size: 4096, permissions: .write)
+            try domain.unmap(iova: free, size: 4096, gather: &gather)
+        }
+        let elapsed = now() - start
+        domain.flush(gather)
+        return Double(elapsed) / Double(max(1, iterations))
+    }
+
     static func summarize(_ samples: [ThreadSamples], options: Options, policy: DefaultDomainPolicy.Invalidation,
                           deviceReadNs: Double, window: LazyWindowStatistics) -> Result {
         func meanAndDeviation(_ values: [Double]) -> (Double, Double) {
@@ -161,7 +195,7 @@ public enum DMABenchmark {
                       mapStddevNs: mapDeviation, unmapNs: unmap, unmapStddevNs: unmapDeviation, nsPerOp: map + unmap,
                       opsPerSecond: longest > 0 ? Double(pairs) * 1e9 / Double(longest) : 0, deviceReadNs: deviceReadNs,
                       lazyWindowMaxNs: window.longestWindowNanoseconds, lazyWindowMeanNs: window.meanWindowNanoseconds,
-                      lazyWindowMaxRanges: window.largestBatchRanges)
+                      lazyWindowMaxRanges: window.largestBatchRanges, domainMapUnmapNs: 0, leafArray: nil)
     }
 
     static func now() -> UInt64 {

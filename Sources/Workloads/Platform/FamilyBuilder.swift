@@ -47,7 +47,7 @@ extension IOMMUFamily {
     var builder: (any FamilyBuilder.Type)? {
         switch self {
         case .intelVTd: IntelVTdFamily.self
-        case .amdVi: nil
+        case .amdVi: AMDViFamily.self
         case .armSMMU: ARMSMMUFamily.self
         case .amdGART: AMDGARTFamily.self
         case .ibmCalgary: IBMCalgaryFamily.self

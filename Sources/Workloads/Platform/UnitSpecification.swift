@@ -38,6 +38,13 @@ public struct UnitSpecification: Sendable, Hashable {
     public var apertureSize: UInt64?
     /// Arm SMMU: the translation granule of the unit's domains in bytes (4096, 16384 or 65536).
     public var smmuGranule: UInt64 = 4096
+    /// AMD-Vi: build-time capabilities.
+    public var amdVi: AMDViUnitConfiguration = .init()
+    /// AMD-Vi: IVMD exclusion ranges of the unit (every device it covers); the first is programmed into the
+    /// unit's exclusion registers, further ones are unity-mapped.
+    public var amdViExclusionRanges: [ClosedRange<UInt64>] = []
+    /// AMD-Vi: whether the driver keeps a leaf-page array in DMA domains (a driver option carried with its unit).
+    public var amdViLeafArray: Bool = true
 
     public init(name: String, family: IOMMUFamily, includesAll: Bool = false, segment: UInt16 = 0,
                 vtd: VTdUnitConfiguration = .init(), prefersWidestAddressSpace: Bool = false,
