@@ -72,7 +72,7 @@ extension PlatformOptions {
         do { table = try FirmwareTable.parse([UInt8](data)) } catch {
             throw ValidationError("\(path): \(error)")
         }
-        var specification = try PlatformSpecification.fromFirmware(FirmwarePlatform(table: table),
+        var specification = try PlatformSpecification.fromFirmware(table: table,
                                                                    name: URL(fileURLWithPath: path).lastPathComponent,
                                                                    policy: policy)
         for index in specification.units.indices { specification.units[index].prefersWidestAddressSpace = widest }

@@ -18,19 +18,21 @@ import Workloads
 
     static func specification(_ url: URL) throws -> PlatformSpecification {
         let table = try FirmwareTable.parse([UInt8](try Data(contentsOf: url)))
-        return try PlatformSpecification.fromFirmware(FirmwarePlatform(table: table), name: url.lastPathComponent)
+        return try PlatformSpecification.fromFirmware(table: table, name: url.lastPathComponent)
     }
 
     @Test func theCorpusIsThere() {
         #expect(Self.tables("dmar").count == 20)
+        #expect(Self.tables("ivrs").count == 20)
     }
 
-    @Test(arguments: tables("dmar"))
-    func everyDMARMachineRunsTheWorkloadWithItsRMRRsMappedOneToOne(table: URL) throws {
+    @Test(arguments: tables("dmar") + tables("ivrs"))
+    func everyMachineRunsTheWorkloadWithItsFirmwareRegionsMappedOneToOne(table: URL) throws {
         let specification = try Self.specification(table)
         let platform = try EmulatedPlatform(specification)
         let report = DefaultWorkload(iterations: 4, seed: 1).run(on: platform)
         #expect(report.checksFailed == 0)
+        #expect(report.checksPassed > 0, "\(table.lastPathComponent) put no device behind its IOMMU")
         for device in specification.devices where device.behindIOMMU {
             let managed = try #require(platform.subsystem.device(at: device.address))
             guard let domain = managed.domain, domain.kind.translates else { continue }

@@ -3,6 +3,25 @@ import Firmware
 import IOMMUCore
 
 extension PlatformSpecification {
+    /// The machine a parsed DMAR or IVRS table describes. When the table names
+    /// no translated device itself (IVRS tables often cover devices only by
+    /// ranges), the device-0 functions of buses 0–4 are probed against its
+    /// ranges and the first six it covers are put on the platform.
+    /// - Throws: as ``fromFirmware(_:name:policy:)``.
+    public static func fromFirmware(table: FirmwareTable, name: String,
+                                    policy: DefaultDomainPolicy = .init()) throws(PlatformError) -> PlatformSpecification {
+        var firmware = FirmwarePlatform(table: table)
+        if !firmware.devices.contains(where: { $0.unit != nil }) {
+            let candidates = (0...4).flatMap { bus in
+                (0..<32).map { FirmwarePCIDevice(FirmwarePCIAddress(bus: UInt8(bus), device: UInt8($0), function: 0)) }
+            }
+            let probed = FirmwarePlatform(table: table, devices: candidates)
+            firmware = FirmwarePlatform(units: probed.units, devices: Array(probed.devices.filter { $0.unit != nil }.prefix(6)),
+                                        unresolvedScopes: probed.unresolvedScopes, ivhdTypeUsed: probed.ivhdTypeUsed)
+        }
+        return try fromFirmware(firmware, name: name, policy: policy)
+    }
+
     /// The machine an ACPI DMAR or IVRS table describes: its IOMMU units, the
     /// devices the table names (each behind the unit the firmware assigns),
     /// their firmware regions (RMRRs, IVMD unity and exclusion ranges) kept
