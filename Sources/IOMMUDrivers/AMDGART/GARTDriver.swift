@@ -4,7 +4,7 @@ import IOPageTable
 import Synchronization
 
 /// Which devices one GART translates: the devices behind its northbridge.
-public struct GARTUnitScope: Sendable {
+public struct GARTUnitScope: DeviceCoverage, Sendable {
     public var unit: GARTUnit
     /// Covers every device of its segment that no other unit lists.
     public var includesAll: Bool
@@ -99,10 +99,7 @@ public final class GARTDriver: IOMMUDriver, Sendable {
 
     public func connect(faultSink: any FaultSink) { sink.withLock { $0 = faultSink } }
 
-    func scope(for device: PCIDevice) -> GARTUnitScope? {
-        units.first { $0.devices.contains(device.address) || $0.devices.contains(device.busRequester) }
-            ?? units.first { $0.includesAll && $0.segment == device.address.segment }
-    }
+    func scope(for device: PCIDevice) -> GARTUnitScope? { units.unit(covering: device) }
 
     func state(for device: PCIDevice) throws(IOMMUError) -> UnitState {
         guard let scope = scope(for: device), let state = hardware[ObjectIdentifier(scope.unit)] else {

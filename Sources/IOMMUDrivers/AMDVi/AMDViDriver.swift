@@ -23,7 +23,7 @@ public struct AMDViExclusionRange: Sendable, Hashable {
 
 /// Which devices one AMD-Vi unit translates, as an IVRS IVHD describes it,
 /// and the exclusion ranges firmware gives it.
-public struct AMDViUnitScope: Sendable {
+public struct AMDViUnitScope: DeviceCoverage, Sendable {
     public var unit: AMDViUnit
     /// The segment's catch-all unit covers every device no other unit lists.
     public var includesAll: Bool
@@ -151,11 +151,7 @@ public final class AMDViDriver: IOMMUDriver, Sendable {
     var sinkForDelivery: (any FaultSink)? { sink.withLock { $0 } }
 
     /// The unit covering `device`: an explicit scope first, then the segment's catch-all.
-    func scope(for device: PCIDevice) -> AMDViUnitScope? {
-        let requester = device.busRequester
-        return units.first { $0.devices.contains(device.address) || $0.devices.contains(requester) }
-            ?? units.first { $0.includesAll && $0.segment == device.address.segment }
-    }
+    func scope(for device: PCIDevice) -> AMDViUnitScope? { units.unit(covering: device) }
 
     public func probe(_ device: PCIDevice) -> IOMMUProbeResult? {
         guard let scope = scope(for: device) else { return nil }

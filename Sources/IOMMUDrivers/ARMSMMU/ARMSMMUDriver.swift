@@ -5,7 +5,7 @@ import Synchronization
 
 /// Which devices one SMMU translates, as an IORT SMMUv3 node describes it,
 /// and the translation granule its domains use.
-public struct ARMSMMUUnitScope: Sendable {
+public struct ARMSMMUUnitScope: DeviceCoverage, Sendable {
     public var unit: ARMSMMUUnit
     /// The segment's catch-all unit covers every device no other unit lists.
     public var includesAll: Bool
@@ -136,11 +136,7 @@ public final class ARMSMMUDriver: IOMMUDriver, Sendable {
     var sinkForDelivery: (any FaultSink)? { sink.withLock { $0 } }
 
     /// The unit covering `device`: an explicit scope first, then the segment's catch-all.
-    func scope(for device: PCIDevice) -> ARMSMMUUnitScope? {
-        let requester = device.busRequester
-        return units.first { $0.devices.contains(device.address) || $0.devices.contains(requester) }
-            ?? units.first { $0.includesAll && $0.segment == device.address.segment }
-    }
+    func scope(for device: PCIDevice) -> ARMSMMUUnitScope? { units.unit(covering: device) }
 
     func unitState(for device: PCIDevice) throws(IOMMUError) -> UnitState {
         guard let scope = scope(for: device), let state = hardware[ObjectIdentifier(scope.unit)] else {

@@ -4,7 +4,7 @@ import IOPageTable
 import Synchronization
 
 /// Which devices one VT-d unit translates, as a DMAR DRHD describes it.
-public struct VTdUnitScope: Sendable {
+public struct VTdUnitScope: DeviceCoverage, Sendable {
     public var unit: VTdUnit
     /// The segment's catch-all unit (DRHD INCLUDE_PCI_ALL) covers every device no other unit lists.
     public var includesAll: Bool
@@ -99,11 +99,7 @@ public final class VTdDriver: IOMMUDriver, Sendable {
     var sinkForDelivery: (any FaultSink)? { sink.withLock { $0 } }
 
     /// The unit covering `device`: an explicit scope first, then the segment's catch-all.
-    func scope(for device: PCIDevice) -> VTdUnitScope? {
-        let requester = device.busRequester
-        return units.first { $0.devices.contains(device.address) || $0.devices.contains(requester) }
-            ?? units.first { $0.includesAll && $0.segment == device.address.segment }
-    }
+    func scope(for device: PCIDevice) -> VTdUnitScope? { units.unit(covering: device) }
 
     public func probe(_ device: PCIDevice) -> IOMMUProbeResult? {
         guard let scope = scope(for: device) else { return nil }
