@@ -83,6 +83,11 @@ public struct MalformedTraceLine: Sendable, Hashable, CustomStringConvertible {
     public var line: Int
     public var reason: String
     public var description: String { "line \(line): \(reason)" }
+
+    public init(line: Int, reason: String) {
+        self.line = line
+        self.reason = reason
+    }
 }
 
 /// A parsed trace: its events in file order, the devices they name, and per-name line counts.

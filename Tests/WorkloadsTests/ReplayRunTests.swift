@@ -1,0 +1,73 @@
+import Emulation
+import Foundation
+import IOMMUCore
+import Testing
+import Workloads
+
+@Suite struct ReplayRunTests {
+    /// Debug builds replay a prefix on every driver and policy; .ci/replay.sh replays the full traces in release.
+    static let prefix = 2500
+
+    static let matrix: [(String, IOMMUFamily, ReplayConfiguration.Policy)] = Oracle.runs.flatMap { run in
+        IOMMUFamily.allCases.filter(\.isEmulated).flatMap { family in [(run, family, .strict), (run, family, .lazy)] }
+    }
+
+    @Test(arguments: matrix)
+    func everyOracleTraceReplaysWithoutErrors(run: String, family: IOMMUFamily, policy: ReplayConfiguration.Policy) throws {
+        let trace = try #require(Oracle.traces[run])
+        let replayer = try TraceReplayer(trace: trace, configuration: ReplayConfiguration(
+            family: family, policy: policy, eventLimit: Self.prefix))
+        let report = replayer.run()
+        #expect(report.replayErrors == 0, "\(report.errors)")
+        #expect(report.replayedCalls > 500)
+        #expect(report.peakLiveMappings > 0)
+    }
+
+    @Test(arguments: Oracle.runs)
+    func theWholeTraceReplaysOnVTdWithItsGroupsAndEveryMappingIsAccountedFor(run: String) throws {
+        let trace = try #require(Oracle.traces[run])
+        let groups = try IOMMUGroupsDump.read(Oracle.path(run, "groups.txt"))
+        let report = try TraceReplayer(trace: trace, configuration: ReplayConfiguration(groups: groups, compare: true)).run()
+        #expect(report.replayErrors == 0, "\(report.errors)")
+        let counts = report.events
+        // What stays live at the end is what Linux never unmapped.
+        let liveInTrace = (counts["dma_map_page"] ?? 0) - (counts["dma_unmap_page"] ?? 0)
+        #expect(report.liveAtEnd.streaming == liveInTrace)
+        #expect(report.liveAtEnd.coherent == (counts["dma_alloc"] ?? 0) - (counts["dma_free"] ?? 0))
+        let comparison = try #require(report.comparison)
+        #expect(comparison.compared == (counts["dma_map_page"] ?? 0) + (counts["dma_map_sg"] ?? 0))
+        #expect(comparison.linuxMapCalls == counts["map"] ?? 0)
+        if run == "intel-passthrough" {
+            // Identity domains: bus address = physical address, as in Linux.
+            #expect(comparison.identical == comparison.compared)
+            #expect(report.policy == "passthrough" && comparison.ourMapCalls == 0)
+        }
+    }
+
+    @Test func reservedRegionsFromTheGroupsReachTheDevices() throws {
+        let trace = try #require(Oracle.traces["amd"])
+        let groups = try IOMMUGroupsDump.read(Oracle.path("amd", "groups.txt"))
+        let replayer = try TraceReplayer(trace: trace, configuration: ReplayConfiguration(groups: groups, eventLimit: 10))
+        let nvme = try #require(replayer.platform.subsystem.device(at: PCIAddress(parsing: "0000:00:03.0")))
+        #expect(nvme.reservedRegions.contains { $0.kind == .reserved && $0.range.lowerBound == 0xFD_0000_0000 })
+        let intel = try TraceReplayer(trace: try #require(Oracle.traces["intel-strict"]), configuration: ReplayConfiguration(
+            groups: try IOMMUGroupsDump.read(Oracle.path("intel-strict", "groups.txt")), eventLimit: 10))
+        let isa = try #require(intel.platform.subsystem.device(at: PCIAddress(parsing: "0000:00:1f.2")))
+        let isaRegion = try #require(isa.reservedRegions.first { $0.kind == .directRelaxable })
+        #expect(isaRegion.range == 0...0xFF_FFFF)
+        // The ISA bridge's 16 MiB window is mapped 1:1, as Linux's boot-time map: event shows.
+        #expect(isa.group.defaultDomain?.lookup(0x80_0000) != nil)
+    }
+
+    @Test func jsonKeysAreStable() throws {
+        let trace = try #require(Oracle.traces["intel-strict"])
+        let report = try TraceReplayer(trace: trace, configuration: ReplayConfiguration(compare: true, eventLimit: 300)).run()
+        let json = try JSONText.encode(report)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        for key in ["events", "malformedLines", "replayErrors", "peakLiveMappings", "peakLiveIovaBytes", "comparison", "units"] {
+            #expect(object[key] != nil, "missing \(key)")
+        }
+        let comparison = try #require(object["comparison"] as? [String: Any])
+        for key in ["compared", "identical", "linuxMapCalls", "ourMapCalls"] { #expect(comparison[key] != nil, "missing \(key)") }
+    }
+}
