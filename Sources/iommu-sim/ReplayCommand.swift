@@ -30,6 +30,9 @@ struct ReplayCommand: ParsableCommand {
     @Flag(name: .long, help: "Compare bus addresses and IOMMU-API map/unmap calls with the trace's.")
     var compare = false
 
+    @Option(name: .customLong("pci-windows"), help: "A dmesg log: its 'root bus resource [mem …]' windows are reserved in the Linux placement model.")
+    var pciWindows: String?
+
     @Flag(name: .customLong("strict-parse"), help: "Stop at the first malformed line instead of skipping it.")
     var strictParse = false
 
@@ -63,8 +66,16 @@ struct ReplayCommand: ParsableCommand {
         do { trace = try TraceParser(strict: strictParse).parse(contentsOf: file) } catch { throw ValidationError("\(error)") }
         let parsed = clock.now - start
         let parseSeconds = Double(parsed.components.seconds) + Double(parsed.components.attoseconds) / 1e18
-        let configuration = ReplayConfiguration(family: family, policy: chosenPolicy, groups: linuxGroups,
+        var configuration = ReplayConfiguration(family: family, policy: chosenPolicy, groups: linuxGroups,
                                                 compare: compare, eventLimit: limit, recordsLatencies: html != nil)
+        var windows: [ClosedRange<UInt64>] = []
+        if let pciWindows {
+            guard let data = FileManager.default.contents(atPath: pciWindows) else {
+                throw ValidationError("cannot read --pci-windows '\(pciWindows)'")
+            }
+            windows = PCIHostWindows.parse(dmesg: String(decoding: data, as: UTF8.self))
+        }
+        configuration.pciWindows = windows
         let replayer: TraceReplayer
         do { replayer = try TraceReplayer(trace: trace, configuration: configuration) } catch {
             throw ValidationError("cannot build the replay platform: \(error)")

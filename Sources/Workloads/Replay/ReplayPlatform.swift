@@ -16,6 +16,8 @@ public struct ReplayConfiguration: Sendable {
     public var eventLimit: Int?
     /// Time every call (for the HTML report); costs two clock reads per call.
     public var recordsLatencies: Bool
+    /// PCI host-bridge memory windows (``PCIHostWindows``) the Linux placement model keeps out of every domain.
+    public var pciWindows: [ClosedRange<UInt64>] = []
 
     public init(family: IOMMUFamily = .intelVTd, policy: Policy? = nil, groups: [LinuxIOMMUGroup] = [],
                 compare: Bool = false, eventLimit: Int? = nil, recordsLatencies: Bool = false) {

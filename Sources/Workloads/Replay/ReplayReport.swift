@@ -66,6 +66,8 @@ public struct ReplayComparison: Codable, Sendable {
     public var method: String
     /// The first differing calls: "line N: linux 0x… ours 0x…".
     public var firstDifferences: [String]
+    /// The same calls placed by ``LinuxIOVAAllocator`` (Linux 6.12's rules) instead of this system's allocator.
+    public var linuxModel: LinuxModelComparison
 }
 
 extension ReplayReport {
@@ -94,7 +96,12 @@ extension ReplayReport {
             out += "  IOMMU map calls: Linux \(comparison.linuxMapCalls) (\(comparison.linuxMapBytes) bytes), ours "
             out += "\(comparison.ourMapCalls) (\(comparison.ourMapBytes) bytes); unmap calls: Linux \(comparison.linuxUnmapCalls) "
             out += "(\(comparison.linuxUnmapBytes) bytes), ours \(comparison.ourUnmapCalls) (\(comparison.ourUnmapBytes) bytes)\n"
-            for line in comparison.firstDifferences { out += "  differs \(line)\n" }
+            for line in comparison.firstDifferences.prefix(5) { out += "  differs \(line)\n" }
+            let model = comparison.linuxModel
+            out += "Linux placement model (LinuxIOVAAllocator): \(model.identical)/\(model.compared) identical "
+            out += "(\(String(format2: model.identicalPercent))%), coherent \(model.coherentIdentical)/\(model.coherentCompared), "
+            out += "\(model.modelFailures) model failures\n"
+            for line in model.firstDifferences.prefix(10) { out += "  model differs \(line)\n" }
         }
         out += "Speed: parse \(String(format2: parseSeconds * 1000)) ms, replay \(String(format2: replaySeconds * 1000)) ms, "
         out += "\(Int(eventsPerSecond)) events/s\n"

@@ -33,6 +33,7 @@ public final class TraceReplayer {
     var latencies = LatencyRecorder()
     var timeline: [TimelineSample] = []
     private let clock = ContinuousClock()
+    private var model: LinuxPlacementModel
 
     /// Builds the platform for `trace`.
     /// - Throws: ``PlatformError`` when the platform cannot be built (e.g. a device name that is not a PCI address,
@@ -46,6 +47,17 @@ public final class TraceReplayer {
             (try? PCIAddress(parsing: name)).flatMap { built.dma[$0] }.map(ReplayDMA.init)
         }
         callsPerDevice = Array(repeating: 0, count: trace.devices.count)
+        let regions = trace.devices.map { name -> [ClosedRange<UInt64>] in
+            let group = configuration.groups.first { $0.devices.contains(name) }
+            let reserved = (group?.reservedRegions ?? [ReservedRegion.x86MSIWindow]).filter { $0.kind != .softwareMSI }
+            return reserved.map(\.range) + configuration.pciWindows
+        }
+        let identity = trace.devices.map { name in
+            configuration.effectivePolicy == .passthrough && configuration.policy != nil
+                || (configuration.policy == nil && configuration.groups.first { $0.devices.contains(name) }?.domainKind == .identity)
+                || (configuration.policy == .passthrough)
+        }
+        model = LinuxPlacementModel(devices: trace.devices.count, regions: regions, identity: identity)
     }
 
     /// Runs the replay once.
@@ -78,6 +90,9 @@ public final class TraceReplayer {
             }
         }
         for handle in handles { handle?.flushDeferred() }
+        if configuration.compare {
+            for event in LinuxCallOrder.order(order) where event.device >= 0 { model.replay(event) }
+        }
         let seconds = Double((clock.now - start).components.attoseconds) / 1e18 + Double((clock.now - start).components.seconds)
         return report(traceName: traceName, events: order.count, parseSeconds: parseSeconds, replaySeconds: seconds)
     }
@@ -213,7 +228,7 @@ public final class TraceReplayer {
                 ourUnmapCalls: ours.reduce(0) { $0 + $1.iommuUnmapCalls }, ourUnmapBytes: ours.reduce(0) { $0 + $1.iommuUnmapBytes },
                 method: "counted at the DMA adapter: one IOMMU-API map per streaming map, scatter-list element or coherent "
                     + "allocation in a translated domain, one unmap per unmap; direct regions mapped at attach are not counted",
-                firstDifferences: differences)
+                firstDifferences: differences, linuxModel: model.report)
         }
         let total = parseSeconds + replaySeconds
         return ReplayReport(
