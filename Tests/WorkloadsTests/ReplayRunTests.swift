@@ -37,6 +37,12 @@ import Workloads
         let comparison = try #require(report.comparison)
         #expect(comparison.compared == (counts["dma_map_page"] ?? 0) + (counts["dma_map_sg"] ?? 0))
         #expect(comparison.linuxMapCalls == counts["map"] ?? 0)
+        // Linux 6.12's placement rules (LinuxIOVAAllocator) reproduce every bus address Linux returned.
+        #expect(comparison.linuxModel.identical == comparison.linuxModel.compared, "\(comparison.linuxModel.firstDifferences)")
+        #expect(comparison.linuxModel.modelFailures == 0)
+        if run != "intel-passthrough" {
+            #expect(comparison.linuxModel.coherentIdentical == counts["dma_alloc"])
+        }
         if run == "intel-passthrough" {
             // Identity domains: bus address = physical address, as in Linux.
             #expect(comparison.identical == comparison.compared)

@@ -20,6 +20,11 @@ extension TraceParseState {
         return nil
     }
 
+    /// ``required(_:)`` as bit masks, indexed by the kind's raw value (no array per line).
+    static let requiredMasks: [UInt32] = TraceEventKind.allCases.map { kind in
+        required(kind).reduce(0) { $0 | 1 << $1.bit }
+    }
+
     /// Keys an event must print for the replay to use it.
     static func required(_ kind: TraceEventKind) -> [TraceField] {
         switch kind {

@@ -145,8 +145,10 @@ struct TraceParseState {
             guard apply(field, b, value, to: &event) else { return "bad value for \(field.rawValue)=" }
             seen |= 1 << field.bit
         }
-        let required = Self.required(event.kind)
-        for field in required where seen & (1 << field.bit) == 0 { return "missing \(field.rawValue)=" }
+        let required = Self.requiredMasks[Int(event.kind.rawValue)]
+        if seen & required != required {
+            for field in Self.required(event.kind) where seen & (1 << field.bit) == 0 { return "missing \(field.rawValue)=" }
+        }
         if event.kind == .dmaMapSG, event.busSegments.count != event.segmentSizes.count {
             return "dma_addrs and sizes differ in length"
         }

@@ -52,10 +52,11 @@ public final class TraceReplayer {
             let reserved = (group?.reservedRegions ?? [ReservedRegion.x86MSIWindow]).filter { $0.kind != .softwareMSI }
             return reserved.map(\.range) + configuration.pciWindows
         }
-        let identity = trace.devices.map { name in
-            configuration.effectivePolicy == .passthrough && configuration.policy != nil
-                || (configuration.policy == nil && configuration.groups.first { $0.devices.contains(name) }?.domainKind == .identity)
-                || (configuration.policy == .passthrough)
+        // An explicit --policy decides for every device; otherwise each group's own type (Linux's view).
+        let identity = trace.devices.map { name -> Bool in
+            if let policy = configuration.policy { return policy == .passthrough }
+            if let kind = configuration.groups.first(where: { $0.devices.contains(name) })?.domainKind { return kind == .identity }
+            return configuration.effectivePolicy == .passthrough
         }
         model = LinuxPlacementModel(devices: trace.devices.count, regions: regions, identity: identity)
     }
