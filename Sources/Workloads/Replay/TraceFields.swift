@@ -9,15 +9,11 @@ enum TraceField: String, CaseIterable {
 }
 
 extension TraceParseState {
-    static let fieldNames: [(bytes: [UInt8], field: TraceField)] = TraceField.allCases.map { (Array($0.rawValue.utf8), $0) }
+    static let fieldNames = ByteNameTable(TraceField.allCases.map(\.rawValue))
+    static let fields = TraceField.allCases
 
     static func field(_ b: Bytes, _ range: Range<Int>) -> TraceField? {
-        for entry in fieldNames where entry.bytes.count == range.count {
-            var same = true
-            for offset in 0..<range.count where entry.bytes[offset] != b[range.lowerBound + offset] { same = false; break }
-            if same { return entry.field }
-        }
-        return nil
+        fieldNames.index(of: b, range).map { fields[$0] }
     }
 
     /// ``required(_:)`` as bit masks, indexed by the kind's raw value (no array per line).

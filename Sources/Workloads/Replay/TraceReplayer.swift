@@ -68,7 +68,10 @@ public final class TraceReplayer {
         var order = trace.events
         if let limit = configuration.eventLimit, order.count > limit { order.removeSubrange(limit...) }
         // ftrace merges the per-CPU buffers by timestamp; sort only if a file was edited or concatenated.
-        if zip(order, order.dropFirst()).contains(where: { $0.timestampMicros > $1.timestampMicros }) {
+        let unordered = order.withUnsafeBufferPointer { events in
+            events.indices.dropFirst().contains { events[$0 - 1].timestampMicros > events[$0].timestampMicros }
+        }
+        if unordered {
             order = order.enumerated().sorted {
                 ($0.element.timestampMicros, $0.offset) < ($1.element.timestampMicros, $1.offset)
             }.map(\.element)
