@@ -32,7 +32,13 @@ public struct TraceRecorder: Sendable {
     /// Records for `seconds` and writes the trace text to `output`.
     /// - Throws: ``TraceRecordError``: no tracefs, not root, no DMA events in this kernel, or a failed read/write.
     public func record(seconds: Double, output: String) throws(TraceRecordError) {
-        let root = try locateRoot()
+        let (root, mounted) = try locateRoot()
+        defer {
+            // Leave the machine as found: a tracefs this call mounted is unmounted again.
+            #if os(Linux)
+            if mounted { _ = umount(root) }
+            #endif
+        }
         let enables = ["events/dma/enable", "events/iommu/enable"].filter { FileManager.default.fileExists(atPath: "\(root)/\($0)") }
         guard !enables.isEmpty else { throw .noDMAEvents(root) }
         guard access("\(root)/tracing_on", W_OK) == 0 else { throw .permissionDenied("\(root)/tracing_on") }
@@ -55,18 +61,19 @@ public struct TraceRecorder: Sendable {
         guard FileManager.default.createFile(atPath: output, contents: data) else { throw .io("cannot write \(output)") }
     }
 
-    func locateRoot() throws(TraceRecordError) -> String {
+    /// The tracefs directory, and whether this call mounted it.
+    func locateRoot() throws(TraceRecordError) -> (String, Bool) {
         if let root {
             guard FileManager.default.fileExists(atPath: "\(root)/trace") else {
                 throw .tracefsUnavailable("\(root)/trace does not exist")
             }
-            return root
+            return (root, false)
         }
         for candidate in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
-        where FileManager.default.fileExists(atPath: "\(candidate)/trace") { return candidate }
+        where FileManager.default.fileExists(atPath: "\(candidate)/trace") { return (candidate, false) }
         #if os(Linux)
         if mount("nodev", "/sys/kernel/tracing", "tracefs", 0, nil) == 0,
-           FileManager.default.fileExists(atPath: "/sys/kernel/tracing/trace") { return "/sys/kernel/tracing" }
+           FileManager.default.fileExists(atPath: "/sys/kernel/tracing/trace") { return ("/sys/kernel/tracing", true) }
         let why = String(cString: strerror(errno))
         throw errno == EPERM || errno == EACCES ? .permissionDenied("mount tracefs on /sys/kernel/tracing")
             : .tracefsUnavailable("not mounted, and mounting it failed: \(why)")
