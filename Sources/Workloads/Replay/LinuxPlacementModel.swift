@@ -6,7 +6,7 @@ import IOVA
 /// device as each Linux device here has its own default domain, and each
 /// call on the trace's CPU. It predicts the bus address Linux returned, so
 /// the agreement measures the allocator rules, not the emulated hardware.
-/// Strict invalidation only: a lazy domain's flush-queue frees are not modelled.
+/// A lazy domain's frees go through ``LinuxFlushQueueModel``.
 struct LinuxPlacementModel {
     static let granule: UInt64 = 4096
     private var allocators: [LinuxIOVAAllocator?]
@@ -24,8 +24,11 @@ struct LinuxPlacementModel {
     ///   - regions: per device, the IOVA ranges Linux reserves (its groups' reserved regions, the PCI windows).
     ///   - addressBits: the domain's input address width (aperture end).
     ///   - identity: per device, whether its domain is an identity one (bus address = physical address).
-    init(devices: Int, regions: [[ClosedRange<UInt64>]], identity: [Bool], addressBits: Int = 48, cpus: Int = 2) {
+    ///   - lazy: per device, whether its domain defers frees to a flush queue (DMA-FQ).
+    init(devices: Int, regions: [[ClosedRange<UInt64>]], identity: [Bool], lazy: [Bool] = [], addressBits: Int = 48,
+         cpus: Int = 2) {
         self.identity = identity
+        flushQueues = (0..<devices).map { index in index < lazy.count && lazy[index] ? LinuxFlushQueueModel(cpus: cpus) : nil }
         let top = addressBits >= 64 ? UInt64.max : (UInt64(1) << UInt64(addressBits)) - 1
         allocators = (0..<devices).map { index in
             guard let allocator = try? LinuxIOVAAllocator(granule: Self.granule, space: 0...top, cpus: cpus) else { return nil }
@@ -37,14 +40,20 @@ struct LinuxPlacementModel {
 
     private let top: UInt64
     private let identity: [Bool]
+    private var flushQueues: [LinuxFlushQueueModel?]
 
     private mutating func allocate(_ device: Int, bytes: UInt64, cpu: Int) -> UInt64? {
         guard device >= 0, device < allocators.count, let allocator = allocators[device] else { return nil }
         return try? allocator.allocate(size: bytes, limit: top, preferredLimit: 0xFFFF_FFFF, cpu: cpu)
     }
 
-    private mutating func free(_ device: Int, _ mapping: Mapping, cpu: Int) {
+    private mutating func free(_ device: Int, _ mapping: Mapping, cpu: Int, now: UInt64) {
         guard let allocator = allocators[device] else { return }
+        if flushQueues[device] != nil {
+            flushQueues[device]!.enqueue(address: mapping.base, bytes: mapping.bytes, cpu: cpu, now: now,
+                                         allocator: allocator, failures: &failures)
+            return
+        }
         do { try allocator.free(address: mapping.base, size: mapping.bytes, cpu: cpu) } catch { failures += 1 }
     }
 
@@ -66,6 +75,10 @@ struct LinuxPlacementModel {
     mutating func replay(_ event: TraceEvent) {
         let granule = Self.granule
         let key = Key(device: event.device, address: event.address)
+        for index in flushQueues.indices where flushQueues[index] != nil {
+            guard let allocator = allocators[index] else { continue }
+            flushQueues[index]!.advance(to: event.timestampMicros, allocator: allocator, failures: &failures)
+        }
         if event.device < identity.count, identity[event.device] {
             // dma-direct: nothing to allocate; a coherent buffer's physical address is not in the trace.
             switch event.kind {
@@ -85,7 +98,7 @@ struct LinuxPlacementModel {
         case .dmaUnmapPage, .dmaUnmapResource, .dmaFree:
             guard var stack = live[key], let mapping = stack.popLast() else { failures += 1; return }
             live[key] = stack.isEmpty ? nil : stack
-            free(event.device, mapping, cpu: event.cpu)
+            free(event.device, mapping, cpu: event.cpu, now: event.timestampMicros)
         case .dmaMapSG:
             let bytes = (event.size + granule - 1) & ~(granule - 1)
             let base = allocate(event.device, bytes: bytes, cpu: event.cpu)
@@ -96,7 +109,7 @@ struct LinuxPlacementModel {
             let sgKey = SGKey(device: event.device, first: event.physicalSegments.first ?? 0, count: event.physicalSegments.count)
             guard var stack = scatterLists[sgKey], let mapping = stack.popLast() else { failures += 1; return }
             scatterLists[sgKey] = stack.isEmpty ? nil : stack
-            free(event.device, mapping, cpu: event.cpu)
+            free(event.device, mapping, cpu: event.cpu, now: event.timestampMicros)
         default: break
         }
     }

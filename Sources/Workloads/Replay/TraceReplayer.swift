@@ -58,7 +58,12 @@ public final class TraceReplayer {
             if let kind = configuration.groups.first(where: { $0.devices.contains(name) })?.domainKind { return kind == .identity }
             return configuration.effectivePolicy == .passthrough
         }
-        model = LinuxPlacementModel(devices: trace.devices.count, regions: regions, identity: identity)
+        let lazy = trace.devices.map { name -> Bool in
+            if let policy = configuration.policy { return policy == .lazy }
+            if let kind = configuration.groups.first(where: { $0.devices.contains(name) })?.domainKind { return kind == .dmaLazy }
+            return configuration.effectivePolicy == .lazy
+        }
+        model = LinuxPlacementModel(devices: trace.devices.count, regions: regions, identity: identity, lazy: lazy)
     }
 
     /// Runs the replay once.
