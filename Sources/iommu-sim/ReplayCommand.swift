@@ -45,6 +45,13 @@ struct ReplayCommand: ParsableCommand {
     @Option(name: .long, help: "Replay only the first N events.")
     var limit: Int?
 
+    /// CPU time this thread has used (parsing and replay run on it alone).
+    static func threadCPUSeconds() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+
     func run() throws {
         guard let family = IOMMUFamily(rawValue: driver), family.isEmulated else {
             throw ValidationError("unknown --driver '\(driver)': expected \(IOMMUFamily.allCases.filter(\.isEmulated).map(\.rawValue).joined(separator: ", "))")
@@ -61,6 +68,7 @@ struct ReplayCommand: ParsableCommand {
             throw ValidationError("\(error)")
         }
         let clock = ContinuousClock()
+        let cpuStart = Self.threadCPUSeconds()
         let start = clock.now
         let trace: ParsedTrace
         do { trace = try TraceParser(strict: strictParse).parse(contentsOf: file) } catch { throw ValidationError("\(error)") }
@@ -80,7 +88,9 @@ struct ReplayCommand: ParsableCommand {
         do { replayer = try TraceReplayer(trace: trace, configuration: configuration) } catch {
             throw ValidationError("cannot build the replay platform: \(error)")
         }
-        let report = replayer.run(traceName: file, parseSeconds: parseSeconds)
+        var report = replayer.run(traceName: file, parseSeconds: parseSeconds)
+        report.cpuSeconds = Self.threadCPUSeconds() - cpuStart
+        if report.cpuSeconds > 0 { report.eventsPerCPUSecond = Double(min(trace.events.count, limit ?? .max)) / report.cpuSeconds }
         if let html {
             let page = HTMLReportPage(replayer.runReport(report)).render()
             do { try page.write(toFile: html, atomically: true, encoding: .utf8) } catch {

@@ -26,6 +26,10 @@ public struct ReplayReport: Codable, Sendable {
     public var parseSeconds: Double
     public var replaySeconds: Double
     public var eventsPerSecond: Double
+    /// CPU time of the parsing and replaying thread, and events per CPU second: stable on a shared machine,
+    /// where wall time includes waiting for a core (0 when the caller did not measure it).
+    public var cpuSeconds: Double = 0
+    public var eventsPerCPUSecond: Double = 0
     /// Single thread: the CPU column is recorded per call but all calls run on one thread, in timestamp order.
     public var threading: String
     /// Allocator statistics are not reachable: DeviceDMA does not expose its IOVA allocator.
@@ -104,7 +108,8 @@ extension ReplayReport {
             for line in model.firstDifferences.prefix(10) { out += "  model differs \(line)\n" }
         }
         out += "Speed: parse \(String(format2: parseSeconds * 1000)) ms, replay \(String(format2: replaySeconds * 1000)) ms, "
-        out += "\(Int(eventsPerSecond)) events/s\n"
+        out += "\(Int(eventsPerSecond)) events/s"
+        out += cpuSeconds > 0 ? ", \(Int(eventsPerCPUSecond)) events per CPU second\n" : "\n"
         return out
     }
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import DMA
 
 /// Reads ftrace text exactly as `cat /sys/kernel/tracing/trace` prints it:
@@ -32,8 +35,12 @@ public struct TraceParser: Sendable {
         let failure: MalformedTraceLine? = bytes.withUnsafeBufferPointer { buffer in
             var start = 0, lineNumber = 0
             while start < buffer.count {
-                var end = start
-                while end < buffer.count, buffer[end] != 0x0A { end += 1 }
+                let end: Int
+                if let newline = memchr(buffer.baseAddress! + start, 0x0A, buffer.count - start) {
+                    end = buffer.baseAddress!.distance(to: newline.assumingMemoryBound(to: UInt8.self))
+                } else {
+                    end = buffer.count
+                }
                 lineNumber += 1
                 if let reason = state.parseLine(buffer, start, end, lineNumber) {
                     let bad = MalformedTraceLine(line: lineNumber, reason: reason)

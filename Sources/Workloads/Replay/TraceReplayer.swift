@@ -18,7 +18,10 @@ public final class TraceReplayer {
     private struct Key: Hashable { var device: Int; var address: UInt64 }
     private struct SGKey: Hashable { var device: Int; var first: UInt64; var count: Int }
     private struct Streaming { var bus: UInt64; var size: UInt64 }
-    private var streaming: [Key: [Streaming]] = [:]
+    /// Live streaming mappings by Linux's dma_addr. Identity domains can hold the same address twice at
+    /// once; the later ones wait in `streamingShadowed` (no array per mapping on the common path).
+    private var streaming: [Key: Streaming] = [:]
+    private var streamingShadowed: [Key: [Streaming]] = [:]
     private var scatterLists: [SGKey: [[ReplaySegment]]] = [:]
     private var coherent: [Key: [CoherentBuffer]] = [:]
     private var liveMappings = 0, liveBytes: UInt64 = 0
@@ -162,14 +165,19 @@ public final class TraceReplayer {
             switch event.kind {
             case .dmaMapPage, .dmaMapResource:
                 let bus = try dma.map(event.physical, size: event.size, direction: event.direction)
-                streaming[key, default: []].append(Streaming(bus: bus, size: event.size))
+                if let earlier = streaming.updateValue(Streaming(bus: bus, size: event.size), forKey: key) {
+                    streamingShadowed[key, default: []].append(earlier)
+                }
                 live(1, Int64(event.size))
                 note(event, linux: [event.address], ours: [bus])
             case .dmaUnmapPage, .dmaUnmapResource:
-                guard var stack = streaming[key], let mapping = stack.popLast() else {
+                guard let mapping = streaming.removeValue(forKey: key) else {
                     return fail(event, "no live mapping at dma_addr 0x\(String(event.address, radix: 16))")
                 }
-                streaming[key] = stack.isEmpty ? nil : stack
+                if var shadowed = streamingShadowed[key], let earlier = shadowed.popLast() {
+                    streaming[key] = earlier
+                    streamingShadowed[key] = shadowed.isEmpty ? nil : shadowed
+                }
                 live(-1, -Int64(mapping.size))
                 try dma.unmap(mapping.bus, size: event.size, direction: event.direction)
             case .dmaMapSG:
@@ -245,7 +253,7 @@ public final class TraceReplayer {
             lines: trace.lineCount, events: trace.eventCounts, malformedLines: trace.malformed.count,
             malformed: trace.malformed.prefix(20).map(\.description), replayedCalls: replayed, replayErrors: errorCount,
             errors: errors, peakLiveMappings: peakMappings, peakLiveIovaBytes: peakBytes,
-            liveAtEnd: .init(streaming: streaming.values.reduce(0) { $0 + $1.count },
+            liveAtEnd: .init(streaming: streaming.count + streamingShadowed.values.reduce(0) { $0 + $1.count },
                              scatterLists: scatterLists.values.reduce(0) { $0 + $1.count },
                              coherent: coherent.values.reduce(0) { $0 + $1.count }),
             devices: devices, units: platform.units.map(\.unitReport), comparison: comparison,
