@@ -18,14 +18,17 @@ for run in intel-strict intel-passthrough amd; do
 import json, sys
 r = json.load(sys.stdin)
 assert r["malformedLines"] == 0 and r["replayErrors"] == 0, (r["malformed"], r["errors"])
-print("%-18s %-8s %-7s calls=%d peakLive=%d events/s=%d" % (sys.argv[1], sys.argv[2], sys.argv[3],
-      r["replayedCalls"], r["peakLiveMappings"], r["eventsPerSecond"]))' "$run" "$driver" "$policy"
+print("%-18s %-8s %-7s calls=%d peakLive=%d events/s=%d events/CPU-s=%d" % (sys.argv[1], sys.argv[2], sys.argv[3],
+      r["replayedCalls"], r["peakLiveMappings"], r["eventsPerSecond"], r["eventsPerCPUSecond"]))' "$run" "$driver" "$policy"
         done
     done
-    "$BIN" replay "$trace" --groups "$ORACLE/$run/groups.txt" --compare --json | python3 -c '
+    "$BIN" replay "$trace" --groups "$ORACLE/$run/groups.txt" --pci-windows "$ORACLE/$run/dmesg.txt" --compare --json | python3 -c '
 import json, sys
 r = json.load(sys.stdin); c = r["comparison"]
-print("%-18s with Linux groups: identical bus addresses %d/%d (%.2f%%), IOMMU map calls linux %d ours %d" % (
-      sys.argv[1], c["identical"], c["compared"], c["identicalPercent"], c["linuxMapCalls"], c["ourMapCalls"]))
+m = c["linuxModel"]
+print("%-18s with Linux groups: identical bus addresses %d/%d (%.2f%%), Linux placement model %d/%d (%.2f%%), "
+      "IOMMU map calls linux %d ours %d" % (sys.argv[1], c["identical"], c["compared"], c["identicalPercent"],
+      m["identical"], m["compared"], m["identicalPercent"], c["linuxMapCalls"], c["ourMapCalls"]))
+assert m["identical"] == m["compared"] and m["modelFailures"] == 0, m["firstDifferences"]
 if sys.argv[1] == "intel-passthrough": assert c["identical"] == c["compared"]' "$run"
 done
