@@ -49,7 +49,11 @@ public final class LinuxIOVAAllocator: Sendable {
         let pfn: UInt64? = state.withLock { state in
             if let preferredLimit, state.tryPreferred, limitPfn > preferredLimit >> shift {
                 if let found = state.allocateFast(pages, limitPfn: preferredLimit >> shift, flush: false, cpu: cpu,
-                                                  startPfn: startPfn) { return found }
+                                                  startPfn: startPfn) {
+                    state.statistics.preferredHits += 1
+                    return found
+                }
+                state.statistics.preferredFallbacks += 1
                 state.tryPreferred = false
             }
             return state.allocateFast(pages, limitPfn: limitPfn, flush: true, cpu: cpu, startPfn: startPfn)
@@ -83,18 +87,40 @@ public final class LinuxIOVAAllocator: Sendable {
     /// Frees up to one depot magazine when the depot holds more than one per CPU (Linux's delayed depot trim).
     public func trimDepot() { state.withLock { $0.trimDepot() } }
 
-    public var statistics: LinuxIOVAStatistics { state.withLock { $0.statistics } }
+    public var statistics: LinuxIOVAStatistics {
+        state.withLock { state in
+            var statistics = state.statistics
+            statistics.liveNodes = state.nodes.count - 1
+            return statistics
+        }
+    }
 }
 
 /// Counters of a ``LinuxIOVAAllocator``.
 public struct LinuxIOVAStatistics: Sendable, Equatable, Codable {
+    public init() {}
+
     public var cacheHits: UInt64 = 0
     public var cacheMisses: UInt64 = 0
     public var preferredHits: UInt64 = 0
     public var preferredFallbacks: UInt64 = 0
     public var treeAllocations: UInt64 = 0
     public var cacheFlushes: UInt64 = 0
+    /// Ranges in the tree (allocated, cached or reserved).
     public var liveNodes: Int = 0
+
+    /// Sums per-domain counters.
+    public static func + (lhs: Self, rhs: Self) -> Self {
+        var sum = lhs
+        sum.cacheHits += rhs.cacheHits
+        sum.cacheMisses += rhs.cacheMisses
+        sum.preferredHits += rhs.preferredHits
+        sum.preferredFallbacks += rhs.preferredFallbacks
+        sum.treeAllocations += rhs.treeAllocations
+        sum.cacheFlushes += rhs.cacheFlushes
+        sum.liveNodes += rhs.liveNodes
+        return sum
+    }
 }
 
 struct LinuxIOVANode {

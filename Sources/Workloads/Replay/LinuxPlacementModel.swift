@@ -118,7 +118,8 @@ struct LinuxPlacementModel {
         LinuxModelComparison(compared: compared, identical: identical,
                              identicalPercent: compared == 0 ? 100 : Double(identical) * 100 / Double(compared),
                              coherentCompared: coherentCompared, coherentIdentical: coherentIdentical,
-                             modelFailures: failures, firstDifferences: differences)
+                             modelFailures: failures, firstDifferences: differences,
+                             allocator: allocators.compactMap { $0?.statistics }.reduce(LinuxIOVAStatistics(), +))
     }
 }
 
@@ -132,6 +133,8 @@ public struct LinuxModelComparison: Codable, Sendable {
     /// Calls the model could not place or free (should be 0).
     public var modelFailures: Int
     public var firstDifferences: [String]
+    /// The model allocators' counters summed over devices: per-CPU cache hits/misses, 32-bit-first hits/fallbacks.
+    public var allocator: LinuxIOVAStatistics
 }
 
 /// The PCI host-bridge memory windows Linux reserves in every DMA domain, read from dmesg

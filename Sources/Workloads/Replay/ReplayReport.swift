@@ -105,6 +105,9 @@ extension ReplayReport {
             out += "Linux placement model (LinuxIOVAAllocator): \(model.identical)/\(model.compared) identical "
             out += "(\(String(format2: model.identicalPercent))%), coherent \(model.coherentIdentical)/\(model.coherentCompared), "
             out += "\(model.modelFailures) model failures\n"
+            let stats = model.allocator
+            out += "  model allocator: cache hits \(stats.cacheHits) misses \(stats.cacheMisses), 32-bit-first hits "
+            out += "\(stats.preferredHits) fallbacks \(stats.preferredFallbacks), tree allocations \(stats.treeAllocations)\n"
             for line in model.firstDifferences.prefix(10) { out += "  model differs \(line)\n" }
         }
         out += "Speed: parse \(String(format2: parseSeconds * 1000)) ms, replay \(String(format2: replaySeconds * 1000)) ms, "
