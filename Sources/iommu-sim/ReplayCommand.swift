@@ -33,6 +33,9 @@ struct ReplayCommand: ParsableCommand {
     @Option(name: .customLong("pci-windows"), help: "A dmesg log: its 'root bus resource [mem …]' windows are reserved in the Linux placement model.")
     var pciWindows: String?
 
+    @Flag(name: .customLong("thread-per-cpu"), help: "Run each trace CPU's calls on a thread of its own (per-thread IOVA caches act per CPU).")
+    var threadPerCPU = false
+
     @Flag(name: .customLong("strict-parse"), help: "Stop at the first malformed line instead of skipping it.")
     var strictParse = false
 
@@ -84,6 +87,7 @@ struct ReplayCommand: ParsableCommand {
             windows = PCIHostWindows.parse(dmesg: String(decoding: data, as: UTF8.self))
         }
         configuration.pciWindows = windows
+        configuration.threadPerCPU = threadPerCPU
         let replayer: TraceReplayer
         do { replayer = try TraceReplayer(trace: trace, configuration: configuration) } catch {
             throw ValidationError("cannot build the replay platform: \(error)")

@@ -65,6 +65,17 @@ import Workloads
         #expect(isa.group.defaultDomain?.lookup(0x80_0000) != nil)
     }
 
+    @Test func eachCPUsCallsCanRunOnAThreadOfTheirOwn() throws {
+        let trace = try #require(Oracle.traces["amd"])
+        var configuration = ReplayConfiguration(policy: .lazy, eventLimit: 4000)
+        configuration.threadPerCPU = true
+        let threaded = try TraceReplayer(trace: trace, configuration: configuration).run()
+        configuration.threadPerCPU = false
+        let single = try TraceReplayer(trace: trace, configuration: configuration).run()
+        #expect(threaded.replayErrors == 0 && threaded.threading.contains("per trace CPU"))
+        #expect(threaded.replayedCalls == single.replayedCalls && threaded.liveAtEnd.streaming == single.liveAtEnd.streaming)
+    }
+
     @Test func jsonKeysAreStable() throws {
         let trace = try #require(Oracle.traces["intel-strict"])
         let report = try TraceReplayer(trace: trace, configuration: ReplayConfiguration(compare: true, eventLimit: 300)).run()

@@ -16,6 +16,9 @@ public struct ReplayConfiguration: Sendable {
     public var eventLimit: Int?
     /// Time every call (for the HTML report); costs two clock reads per call.
     public var recordsLatencies: Bool
+    /// Run each trace CPU's calls on a thread of its own (handed over in order), so this system's
+    /// per-thread IOVA caches act per CPU; false: every call on the calling thread.
+    public var threadPerCPU: Bool = false
     /// PCI host-bridge memory windows (``PCIHostWindows``) the Linux placement model keeps out of every domain.
     public var pciWindows: [ClosedRange<UInt64>] = []
 

@@ -30,7 +30,7 @@ public struct ReplayReport: Codable, Sendable {
     /// where wall time includes waiting for a core (0 when the caller did not measure it).
     public var cpuSeconds: Double = 0
     public var eventsPerCPUSecond: Double = 0
-    /// Single thread: the CPU column is recorded per call but all calls run on one thread, in timestamp order.
+    /// One thread, or one thread per trace CPU (`--thread-per-cpu`); either way calls run one at a time in timestamp order.
     public var threading: String
     /// Allocator statistics are not reachable: DeviceDMA does not expose its IOVA allocator.
     public var allocator: String

@@ -6,9 +6,8 @@ import IOMMUCore
 /// timestamp order, through this system's generic DMA API on an emulated
 /// platform whose devices are the trace's devices.
 ///
-/// All calls run on the calling thread; the trace's CPU column is kept in
-/// each event but does not pick a thread (so per-thread IOVA caches see one
-/// thread). Mappings still live at the end are reported, not errors.
+/// All calls run on the calling thread unless ``ReplayConfiguration/threadPerCPU``
+/// hands each CPU's calls to a thread of its own. Mappings still live at the end are reported, not errors.
 public final class TraceReplayer {
     public let trace: ParsedTrace
     public let configuration: ReplayConfiguration
@@ -85,8 +84,11 @@ public final class TraceReplayer {
             }.map(\.element)
         }
         let sampleEvery = max(1, order.count / 100)
+        let cpuThreads = configuration.threadPerCPU ? CPUThreads(count: (order.map(\.cpu).max() ?? 0) + 1) : nil
         for (index, event) in order.enumerated() {
-            if configuration.recordsLatencies {
+            if let cpuThreads, event.kind.isDMACall {
+                cpuThreads.run(on: event.cpu) { self.replay(event) }
+            } else if configuration.recordsLatencies {
                 let before = clock.now
                 replay(event)
                 let spent = clock.now - before
@@ -101,6 +103,7 @@ public final class TraceReplayer {
                 replay(event)
             }
         }
+        cpuThreads?.stop()
         for handle in handles { handle?.flushDeferred() }
         if configuration.compare {
             for event in LinuxCallOrder.order(order) where event.device >= 0 { model.replay(event) }
@@ -259,7 +262,7 @@ public final class TraceReplayer {
             devices: devices, units: platform.units.map(\.unitReport), comparison: comparison,
             parseSeconds: parseSeconds, replaySeconds: replaySeconds,
             eventsPerSecond: total > 0 ? Double(events) / total : 0,
-            threading: "one thread, all CPUs' calls in timestamp order",
+            threading: configuration.threadPerCPU ? "one thread per trace CPU, calls handed over in timestamp order" : "one thread, all CPUs' calls in timestamp order",
             allocator: "not reachable: DeviceDMA does not expose its IOVAAllocator statistics")
     }
 }
