@@ -83,9 +83,21 @@ public final class TraceReplayer {
                 ($0.element.timestampMicros, $0.offset) < ($1.element.timestampMicros, $1.offset)
             }.map(\.element)
         }
-        let sampleEvery = max(1, order.count / 100)
+        // Replay in the order Linux's allocator saw the calls (each at its map:/unmap: event), not in the order
+        // the dma_* lines were printed: an interrupt can free IOVAs between an allocation and its line.
+        let calls = LinuxCallOrder.order(order)
+        let sampleEvery = max(1, calls.count / 100)
         let cpuThreads = configuration.threadPerCPU ? CPUThreads(count: (order.map(\.cpu).max() ?? 0) + 1) : nil
-        for (index, event) in order.enumerated() {
+        for event in order where event.kind == .iommuMap || event.kind == .iommuUnmap {
+            if event.kind == .iommuMap {
+                linuxMaps += 1
+                linuxMapBytes += event.size
+            } else {
+                linuxUnmaps += 1
+                linuxUnmapBytes += event.physical
+            }
+        }
+        for (index, event) in calls.enumerated() {
             if let cpuThreads, event.kind.isDMACall {
                 cpuThreads.run(on: event.cpu) { self.replay(event) }
             } else if configuration.recordsLatencies {
@@ -106,7 +118,7 @@ public final class TraceReplayer {
         cpuThreads?.stop()
         for handle in handles { handle?.flushDeferred() }
         if configuration.compare {
-            for event in LinuxCallOrder.order(order) where event.device >= 0 { model.replay(event) }
+            for event in calls where event.device >= 0 { model.replay(event) }
         }
         let seconds = Double((clock.now - start).components.attoseconds) / 1e18 + Double((clock.now - start).components.seconds)
         return report(traceName: traceName, events: order.count, parseSeconds: parseSeconds, replaySeconds: seconds)
@@ -151,11 +163,7 @@ public final class TraceReplayer {
     }
 
     private func replay(_ event: TraceEvent) {
-        switch event.kind {
-        case .iommuMap: linuxMaps += 1; linuxMapBytes += event.size; return
-        case .iommuUnmap: linuxUnmaps += 1; linuxUnmapBytes += event.physical; return
-        default: guard event.kind.isDMACall else { return }
-        }
+        guard event.kind.isDMACall else { return }
         guard event.device >= 0, event.device < handles.count, var dma = handles[event.device] else {
             fail(event, "device \(event.device < 0 ? "?" : trace.devices[event.device]) has no DMA handle")
             return
