@@ -1,0 +1,92 @@
+import DMA
+import Emulation
+import IOMMUCore
+
+/// One DMA segment as the device sees it.
+public struct ReplaySegment: Sendable, Hashable {
+    public var bus: UInt64
+    public var length: UInt64
+}
+
+/// The only place the replay calls the DMA API, so that switching to the
+/// scatter-gather calls the DMA layer is gaining touches this type alone.
+///
+/// It also counts the IOMMU-API calls the DMA layer issues: for a translated
+/// default domain `DeviceDMA` performs exactly one `IOMMUDomain.map` per
+/// successful streaming map or coherent allocation (of the granule-rounded
+/// span) and one `unmap` per unmap; an identity domain issues none. Counting
+/// at this seam needs no hook inside IOMMUDomain and is valid for every driver.
+struct ReplayDMA {
+    let handle: DeviceDMA
+    let granule: UInt64 = 4096
+    let translated: Bool
+    private(set) var iommuMapCalls: UInt64 = 0
+    private(set) var iommuMapBytes: UInt64 = 0
+    private(set) var iommuUnmapCalls: UInt64 = 0
+    private(set) var iommuUnmapBytes: UInt64 = 0
+
+    init(_ handle: DeviceDMA) {
+        self.handle = handle
+        translated = handle.domainKind == .dma || handle.domainKind == .dmaLazy
+    }
+
+    private func span(_ address: UInt64, _ length: UInt64) -> UInt64 {
+        let offset = address & (granule - 1)
+        return (offset + length + granule - 1) & ~(granule - 1)
+    }
+
+    /// - Throws: the DMA layer's ``DMAError``.
+    mutating func map(_ physical: UInt64, size: UInt64, direction: DMADirection) throws(DMAError) -> UInt64 {
+        let bus = try handle.map(PhysicalAddress(physical), size: Int(clamping: size), direction: direction).value
+        if translated { iommuMapCalls += 1; iommuMapBytes += span(physical, size) }
+        return bus
+    }
+
+    /// - Throws: the DMA layer's ``DMAError``.
+    mutating func unmap(_ bus: UInt64, size: UInt64, direction: DMADirection) throws(DMAError) {
+        try handle.unmap(IOVirtualAddress(bus), size: Int(clamping: size), direction: direction)
+        if translated { iommuUnmapCalls += 1; iommuUnmapBytes += span(bus, size) }
+    }
+
+    /// Maps a scatter list. Today: one streaming mapping per element (the DMA
+    /// layer has no scatter-gather call yet), so segments are never merged.
+    /// - Throws: the DMA layer's ``DMAError``; elements mapped before the failure are unmapped again.
+    mutating func mapScatterList(_ elements: [ReplaySegment], direction: DMADirection) throws(DMAError) -> [ReplaySegment] {
+        var mapped: [ReplaySegment] = []
+        mapped.reserveCapacity(elements.count)
+        for element in elements {
+            do {
+                mapped.append(ReplaySegment(bus: try map(element.bus, size: element.length, direction: direction),
+                                            length: element.length))
+            } catch {
+                for segment in mapped { try? unmap(segment.bus, size: segment.length, direction: direction) }
+                throw error
+            }
+        }
+        return mapped
+    }
+
+    /// - Throws: the DMA layer's ``DMAError`` for the first segment that fails; the rest are still unmapped.
+    mutating func unmapScatterList(_ segments: [ReplaySegment], direction: DMADirection) throws(DMAError) {
+        var first: DMAError?
+        for segment in segments {
+            do { try unmap(segment.bus, size: segment.length, direction: direction) } catch { first = first ?? error }
+        }
+        if let first { throw first }
+    }
+
+    /// - Throws: the DMA layer's ``DMAError``.
+    mutating func allocateCoherent(size: UInt64) throws(DMAError) -> CoherentBuffer {
+        let buffer = try handle.allocateCoherent(size: Int(clamping: size))
+        if translated { iommuMapCalls += 1; iommuMapBytes += span(0, size) }
+        return buffer
+    }
+
+    /// - Throws: the DMA layer's ``DMAError``.
+    mutating func freeCoherent(_ buffer: CoherentBuffer) throws(DMAError) {
+        try handle.freeCoherent(buffer)
+        if translated { iommuUnmapCalls += 1; iommuUnmapBytes += span(0, UInt64(buffer.size)) }
+    }
+
+    func flushDeferred() { handle.flushDeferred() }
+}
