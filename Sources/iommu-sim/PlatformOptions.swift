@@ -34,6 +34,9 @@ struct PlatformOptions: ParsableArguments {
     @Option(name: .long, help: "Build the platform an ACPI DMAR or IVRS table describes instead of the default one.")
     var acpi: String?
 
+    @Option(name: .long, help: "The built-in platform: default (one unit of --driver's family) or mixed (one unit of every family).")
+    var platform: String = "default"
+
     func specification() throws -> PlatformSpecification {
         let policy = self.policy ?? "strict", driver = self.driver ?? "vtd"
         for (name, value) in [("--policy", policy), ("--driver", driver)] where value.contains(",") {
@@ -47,6 +50,13 @@ struct PlatformOptions: ParsableArguments {
         default: throw ValidationError("unknown --policy '\(policy)': expected strict, lazy or passthrough")
         }
         if let acpi { return try firmwareSpecification(acpi, policy: chosen) }
+        switch platform {
+        case "default": break
+        case "mixed":
+            guard self.driver == nil else { throw ValidationError("--platform mixed has one unit of every family: drop --driver") }
+            return try PlatformSpecification.mixedPlatform(policy: chosen)
+        default: throw ValidationError("unknown --platform '\(platform)': expected default or mixed")
+        }
         guard let family = IOMMUFamily(rawValue: driver) else {
             throw ValidationError("unknown --driver '\(driver)': expected \(IOMMUFamily.allCases.map(\.rawValue).joined(separator: ", "))")
         }
