@@ -5,7 +5,7 @@ struct IOMMUSim: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "iommu-sim",
         abstract: "An emulated IOMMU subsystem: platforms, drivers, the DMA API and their workloads.",
-        subcommands: [RunCommand.self, TopologyCommand.self, BenchCommand.self, ACPICommand.self, FuzzCommand.self],
+        subcommands: [RunCommand.self, TopologyCommand.self, BenchCommand.self, ACPICommand.self, FuzzCommand.self, AttackCommand.self],
         defaultSubcommand: RunCommand.self)
 }
 
