@@ -47,6 +47,9 @@ struct AttackCommand: ParsableCommand {
         }
         let families = try ProtectionSelection.families(driver)
         let strategies = try ProtectionSelection.strategies(policy, default: ProtectionStrategy.all)
+        if let unprotected = strategies.first(where: { !ProtectionStrategy.all.contains($0) }) {
+            throw ValidationError("--policy \(unprotected) protects nothing to attack: expected \(ProtectionStrategy.all.map(\.name).joined(separator: ", "))")
+        }
         var outcomes: [AttackOutcome] = []
         for entry in chosen {
             for family in families {

@@ -10,7 +10,6 @@ import Testing
     /// Operations per family and strategy in the debug suite (`iommu-sim fuzz` and .ci/fuzz.sh run more).
     static let operations = 12_000
 
-    static let runs: [(IOMMUFamily, String)] = families.flatMap { family in ProtectionStrategy.fuzzed.map { (family, $0.name) } }
 
     @Test(arguments: families)
     func everyOperationAgreesWithTheModel(family: IOMMUFamily) throws {
