@@ -58,6 +58,14 @@ final class KnownMemory {
         return true
     }
 
+    /// Whether memory equals the shadow over `count` tracked bytes at `first`.
+    func matches(_ first: UInt64, count: Int) -> Bool {
+        guard let region = regions.first(where: { first >= $0.base && first - $0.base < $0.count }),
+              UInt64(count) <= region.count - (first - region.base),
+              let actual = try? memory.pointer(to: PhysicalAddress(first), count: UInt64(count)) else { return false }
+        return memcmp(actual, region.shadow + Int(first - region.base), count) == 0
+    }
+
     /// The first tracked address whose memory differs from the shadow, nil when all agree.
     func firstDifference() -> UInt64? {
         for region in regions {
