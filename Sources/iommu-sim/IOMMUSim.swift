@@ -5,7 +5,8 @@ struct IOMMUSim: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "iommu-sim",
         abstract: "An emulated IOMMU subsystem: platforms, drivers, the DMA API and their workloads.",
-        subcommands: [RunCommand.self, ReplayCommand.self, RecordCommand.self, TopologyCommand.self, BenchCommand.self, ACPICommand.self],
+        subcommands: [RunCommand.self, TopologyCommand.self, ReplayCommand.self, RecordCommand.self, FuzzCommand.self,
+                      AttackCommand.self, BenchCommand.self, ACPICommand.self],
         defaultSubcommand: RunCommand.self)
 }
 

@@ -37,7 +37,7 @@ public final class GARTUnit: TranslationUnit, Sendable {
     public let memory: PhysicalMemory
     public let configuration: GARTUnitConfiguration
     let state: Mutex<State>
-    private let errorInterrupt = Mutex<(@Sendable () -> Void)?>(nil)
+    private let errorInterrupt = InterruptLine()
 
     struct State {
         var control: UInt32 = 0
@@ -59,7 +59,7 @@ public final class GARTUnit: TranslationUnit, Sendable {
 
     /// Wires the error signal (the northbridge machine-check the real GART raises) to a handler.
     public func connectErrorInterrupt(_ handler: (@Sendable () -> Void)?) {
-        errorInterrupt.withLock { $0 = handler }
+        errorInterrupt.connect(handler)
     }
 
     public var statistics: GARTUnitStatistics { state.withLock { $0.statistics } }
@@ -170,7 +170,7 @@ public final class GARTUnit: TranslationUnit, Sendable {
             return .translated(Translation(physical: PhysicalAddress(physical + (address.value & 0xFFF)),
                                            contiguousBytes: pageRest, cached: false))
         }
-        if interrupt { errorInterrupt.withLock { $0 }?() }
+        if interrupt { errorInterrupt.raise() }
         return outcome
     }
 }

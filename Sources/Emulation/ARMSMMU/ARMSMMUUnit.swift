@@ -15,7 +15,7 @@ public final class ARMSMMUUnit: TranslationUnit, Sendable {
     public let memory: PhysicalMemory
     public let configuration: ARMSMMUUnitConfiguration
     let state: Mutex<State>
-    private let eventInterrupt = Mutex<(@Sendable () -> Void)?>(nil)
+    private let eventInterrupt = InterruptLine()
 
     /// A decoded context descriptor: how one stream is translated.
     struct Context {
@@ -70,7 +70,7 @@ public final class ARMSMMUUnit: TranslationUnit, Sendable {
 
     /// Wires the event-queue interrupt to a handler (the driver's IRQ thread).
     public func connectEventInterrupt(_ handler: (@Sendable () -> Void)?) {
-        eventInterrupt.withLock { $0 = handler }
+        eventInterrupt.connect(handler)
     }
 
     public var statistics: ARMSMMUUnitStatistics { state.withLock { $0.statistics } }
@@ -156,5 +156,5 @@ public final class ARMSMMUUnit: TranslationUnit, Sendable {
         min(Int(state.eventBase & ARMSMMUQueue.log2SizeMask), configuration.maxEventQueueLog2)
     }
 
-    func raiseEventInterrupt() { eventInterrupt.withLock { $0 }?() }
+    func raiseEventInterrupt() { eventInterrupt.raise() }
 }

@@ -40,7 +40,7 @@ public final class CalgaryUnit: TranslationUnit, Sendable {
     public let memory: PhysicalMemory
     public let configuration: CalgaryUnitConfiguration
     let state: Mutex<State>
-    private let errorInterrupt = Mutex<(@Sendable () -> Void)?>(nil)
+    private let errorInterrupt = InterruptLine()
 
     struct State {
         var tableAddress = [UInt64](repeating: 0, count: CalgaryRegister.phbCount)
@@ -61,10 +61,10 @@ public final class CalgaryUnit: TranslationUnit, Sendable {
 
     /// Wires the error signal to a handler; it stands in for the driver's watchdog poll of the channel status.
     public func connectErrorInterrupt(_ handler: (@Sendable () -> Void)?) {
-        errorInterrupt.withLock { $0 = handler }
+        errorInterrupt.connect(handler)
     }
 
-    func raiseErrorInterrupt() { errorInterrupt.withLock { $0 }?() }
+    func raiseErrorInterrupt() { errorInterrupt.raise() }
 
     public var statistics: CalgaryUnitStatistics { state.withLock { $0.statistics } }
     public var cacheOccupancy: Int { state.withLock { $0.cache.occupancy } }
