@@ -40,7 +40,7 @@ import Workloads
                         if round % 16 == 0 {
                             let ring = try dma.allocateCoherent(size: 4096)
                             _ = dma.device.engine.write(to: ring.busAddress, bytes: [UInt8(round & 0xFF)])
-                            if ring.pointer.load(as: UInt8.self) != UInt8(round & 0xFF) { fail("round \(round): coherent write lost") }
+                            if ring.load(at: 0, as: UInt8.self) != UInt8(round & 0xFF) { fail("round \(round): coherent write lost") }
                             try dma.freeCoherent(ring)
                             dma.flushDeferred()
                         }
