@@ -24,6 +24,8 @@ public final class VTdSecondLevelTable: Sendable {
     /// The CPU view of all of emulated memory, for the single-page fast path's
     /// raw walk (each entry address is still checked against the memory size).
     nonisolated(unsafe) let memoryBase: UnsafeMutableRawPointer
+    /// Level-1 tables by 2 MiB block, for the single-page fast path.
+    let leafTables = VTdLeafTableCache()
 
     /// Creates an empty table.
     /// - Throws: ``PageTableError/unsupportedPageSize(_:)`` when `levels` is not 3, 4 or 5
@@ -41,6 +43,8 @@ public final class VTdSecondLevelTable: Sendable {
             memoryBase = try memory.pointer(to: PhysicalAddress(0), count: memory.size)
         } catch { throw .memory(error) }
     }
+
+    deinit { leafTables.destroy() }
 
     public var inputAddressBits: Int { 12 + 9 * levels }
     /// Pages of memory the table occupies, the root included.
@@ -92,6 +96,7 @@ public final class VTdSecondLevelTable: Sendable {
             if found != 0, target > 1, found & VTdPTE.pageSize == 0, try isEmptyTree(found & VTdPTE.addressMask, level: target - 1) {
                 // An empty lower-level table left behind by earlier unmaps: replace it by the large page.
                 if try memory.compareExchange64(slot, expected: found, desired: leaf) == found {
+                    leafTables.forget(first: iova, size: pageSize)
                     try freeTree(found & VTdPTE.addressMask, level: target - 1)
                     found = 0
                 }
@@ -187,6 +192,7 @@ public final class VTdSecondLevelTable: Sendable {
 
     /// Frees every table page, the root included. The table must not be used afterwards.
     public func destroy() {
+        leafTables.forgetAll()
         try? freeTree(root.value, level: levels)
     }
 }
