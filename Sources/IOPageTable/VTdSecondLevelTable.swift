@@ -68,8 +68,10 @@ public final class VTdSecondLevelTable: Sendable {
     /// Encodes a leaf entry: the known-encoding tests pin this.
     public static func leafEntry(physical: UInt64, pageSize: UInt64, permissions: AccessPermissions) -> UInt64 {
         var entry = physical & VTdPTE.addressMask
-        if permissions.contains(.read) { entry |= VTdPTE.read }
-        if permissions.contains(.write) { entry |= VTdPTE.write }
+        // AccessPermissions' raw bits (1 read, 2 write) are the entry's R and W bits; testing
+        // them directly spares two global-constant accessor calls on every map.
+        if permissions.rawValue & 1 != 0 { entry |= VTdPTE.read }
+        if permissions.rawValue & 2 != 0 { entry |= VTdPTE.write }
         if pageSize > PageSize.size4K { entry |= VTdPTE.pageSize }
         return entry
     }
