@@ -12,6 +12,9 @@ final class DMADomainState: Sendable {
     /// the state never outlives it, and a strong reference back would keep
     /// both (and the whole emulated machine behind them) alive forever.
     unowned(unsafe) let domain: IOMMUDomain
+    /// `domain` again, for the single-page paths: calling through an unowned(unsafe)
+    /// reference still retains and releases around each call, this does not.
+    let domainReference: Unmanaged<IOMMUDomain>
     let allocator: IOVAAllocator
     let ledger: MappingLedger
     let granule: UInt64
@@ -29,6 +32,7 @@ final class DMADomainState: Sendable {
     /// - Throws: ``DMAError/allocator(_:)`` when the domain's geometry cannot host an allocator.
     init(domain: IOMMUDomain, configuration: DMAConfiguration) throws(DMAError) {
         self.domain = domain
+        domainReference = Unmanaged.passUnretained(domain)
         self.configuration = configuration
         granule = domain.pageSizes.smallest
         granuleMask = granule - 1

@@ -35,11 +35,15 @@ extension DeviceDMA {
         let iova: UInt64
         do { iova = try state.allocator.allocate(size: state.granule, limit: limit, preferredLimit: preferredLimit(under: limit)) }
         catch { throw .addressSpaceExhausted(error) }
-        do {
-            try state.domain.mapGranule(iova: iova, physical: physical.value &- offset, permissions: direction.devicePermissions)
-        } catch {
+        let failure = state.domainReference._withUnsafeGuaranteedRef { domain -> IOMMUError? in
+            do throws(IOMMUError) {
+                try domain.mapGranule(iova: iova, physical: physical.value &- offset, permissions: direction.devicePermissions)
+            } catch { return error }
+            return nil
+        }
+        if let failure {
             try? state.allocator.free(address: iova, size: state.granule)
-            throw .iommu(error)
+            throw .iommu(failure)
         }
         state.ledger.record(iova: iova, granules: 1)
         let slot = slots.current
@@ -162,7 +166,8 @@ extension DeviceDMA {
             throw .sizeMismatch(busAddress: busAddress.value, mapped: mapped * state.granule, given: size)
         }
         var gather = IOTLBGather()
-        guard state.domain.unmapGranule(iova: iova, gather: &gather) != nil else {
+        let domain = state.domainReference
+        guard domain._withUnsafeGuaranteedRef({ $0.unmapGranule(iova: iova, gather: &gather) }) != nil else {
             throw .notMapped(busAddress: busAddress.value)
         }
         let slot = slots.current
@@ -170,7 +175,7 @@ extension DeviceDMA {
         if state.isLazy {
             state.deferUnmap(iova: iova, size: state.granule, slot: slot, capacity: slots.queueCapacity)
         } else {
-            state.domain.flush(gather)
+            domain._withUnsafeGuaranteedRef { $0.flush(gather) }
             do { try state.allocator.free(address: iova, size: state.granule) } catch { throw .allocator(error) }
         }
     }

@@ -1,4 +1,5 @@
 import Emulation
+import CSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -76,6 +77,12 @@ final class ThreadSlotRegistry: Sendable {
     /// The calling thread's slot.
     @inline(__always)
     var current: UnsafeMutablePointer<ThreadSlot> {
+        // One thread-local load (CSupport) before the pthread key: registry IDs are never
+        // reused, and a slot lives as long as its registry, so a match is always valid.
+        let recent = csupport_dma_thread_entry_pointer()!
+        if recent.pointee.registry_id == id {
+            return recent.pointee.slot.unsafelyUnwrapped.assumingMemoryBound(to: ThreadSlot.self)
+        }
         if let raw = pthread_getspecific(ThreadSlotDirectory.key) {
             let directory = raw.assumingMemoryBound(to: ThreadSlotDirectory.self)
             if directory.pointee.recentOwner == id, let slot = directory.pointee.recentSlot { return slot }
@@ -134,6 +141,9 @@ struct ThreadSlotDirectory {
         }
         directory.pointee.recentOwner = registry.id
         directory.pointee.recentSlot = slot
+        let recent = csupport_dma_thread_entry_pointer()!
+        recent.pointee.registry_id = registry.id
+        recent.pointee.slot = UnsafeMutableRawPointer(slot)
         return slot
     }
 }

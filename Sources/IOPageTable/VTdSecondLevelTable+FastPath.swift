@@ -21,6 +21,17 @@ extension VTdSecondLevelTable {
         }
         guard !permissions.isEmpty else { throw .noPermissions }
         let limit = memory.size &- 8
+        var table = leafTables.table(for: iova)
+        if table == 0 { table = try walkToLevel1(iova: iova, limit: limit) }
+        let slot = table &+ ((iova >> 9) & 0xFF8)
+        guard slot <= limit else { throw .memory(.outOfRange(address: slot, count: 8, memorySize: memory.size)) }
+        let leaf = Self.leafEntry(physical: physical, pageSize: PageSize.size4K, permissions: permissions)
+        guard csupport_cas64(memoryBase + Int(slot), 0, leaf) == 0 else { throw .alreadyMapped(iova: iova) }
+    }
+
+    /// Walks (creating levels) down to the level-1 table covering `iova` and remembers it.
+    @inline(never)
+    func walkToLevel1(iova: UInt64, limit: UInt64) throws(PageTableError) -> UInt64 {
         var table = root.value
         var level = levels
         while level > 1 {
@@ -40,10 +51,8 @@ extension VTdSecondLevelTable {
             }
             level &-= 1
         }
-        let slot = table &+ ((iova >> 9) & 0xFF8)
-        guard slot <= limit else { throw .memory(.outOfRange(address: slot, count: 8, memorySize: memory.size)) }
-        let leaf = Self.leafEntry(physical: physical, pageSize: PageSize.size4K, permissions: permissions)
-        guard csupport_cas64(memoryBase + Int(slot), 0, leaf) == 0 else { throw .alreadyMapped(iova: iova) }
+        leafTables.remember(table, for: iova)
+        return table
     }
 
     /// Clears the 4 KiB leaf mapping `iova`; returns what it mapped, or nil
@@ -53,15 +62,19 @@ extension VTdSecondLevelTable {
     public func unmap4K(iova: UInt64) -> PageTableLookup? {
         guard iova >> UInt64(inputAddressBits) == 0 else { return nil }
         let limit = memory.size &- 8
-        var table = root.value
-        var level = levels
-        while level > 1 {
-            let slot = table &+ ((iova >> UInt64(9 &* level)) & 0xFF8)
-            guard slot <= limit else { return nil }
-            let entry = csupport_load64_acquire(memoryBase + Int(slot))
-            guard entry & (VTdPTE.read | VTdPTE.write) != 0, entry & VTdPTE.pageSize == 0 else { return nil }
-            table = entry & VTdPTE.addressMask
-            level &-= 1
+        var table = leafTables.table(for: iova)
+        if table == 0 {
+            table = root.value
+            var level = levels
+            while level > 1 {
+                let slot = table &+ ((iova >> UInt64(9 &* level)) & 0xFF8)
+                guard slot <= limit else { return nil }
+                let entry = csupport_load64_acquire(memoryBase + Int(slot))
+                guard entry & (VTdPTE.read | VTdPTE.write) != 0, entry & VTdPTE.pageSize == 0 else { return nil }
+                table = entry & VTdPTE.addressMask
+                level &-= 1
+            }
+            leafTables.remember(table, for: iova)
         }
         let slot = table &+ ((iova >> 9) & 0xFF8)
         guard slot <= limit else { return nil }

@@ -24,6 +24,8 @@ public final class VTdSecondLevelTable: Sendable {
     /// The CPU view of all of emulated memory, for the single-page fast path's
     /// raw walk (each entry address is still checked against the memory size).
     nonisolated(unsafe) let memoryBase: UnsafeMutableRawPointer
+    /// Level-1 tables by 2 MiB block, for the single-page fast path.
+    let leafTables = VTdLeafTableCache()
 
     /// Creates an empty table.
     /// - Throws: ``PageTableError/unsupportedPageSize(_:)`` when `levels` is not 3, 4 or 5
@@ -41,6 +43,8 @@ public final class VTdSecondLevelTable: Sendable {
             memoryBase = try memory.pointer(to: PhysicalAddress(0), count: memory.size)
         } catch { throw .memory(error) }
     }
+
+    deinit { leafTables.destroy() }
 
     public var inputAddressBits: Int { 12 + 9 * levels }
     /// Pages of memory the table occupies, the root included.
@@ -64,8 +68,10 @@ public final class VTdSecondLevelTable: Sendable {
     /// Encodes a leaf entry: the known-encoding tests pin this.
     public static func leafEntry(physical: UInt64, pageSize: UInt64, permissions: AccessPermissions) -> UInt64 {
         var entry = physical & VTdPTE.addressMask
-        if permissions.contains(.read) { entry |= VTdPTE.read }
-        if permissions.contains(.write) { entry |= VTdPTE.write }
+        // AccessPermissions' raw bits (1 read, 2 write) are the entry's R and W bits; testing
+        // them directly spares two global-constant accessor calls on every map.
+        if permissions.rawValue & 1 != 0 { entry |= VTdPTE.read }
+        if permissions.rawValue & 2 != 0 { entry |= VTdPTE.write }
         if pageSize > PageSize.size4K { entry |= VTdPTE.pageSize }
         return entry
     }
@@ -92,6 +98,7 @@ public final class VTdSecondLevelTable: Sendable {
             if found != 0, target > 1, found & VTdPTE.pageSize == 0, try isEmptyTree(found & VTdPTE.addressMask, level: target - 1) {
                 // An empty lower-level table left behind by earlier unmaps: replace it by the large page.
                 if try memory.compareExchange64(slot, expected: found, desired: leaf) == found {
+                    leafTables.forget(first: iova, size: pageSize)
                     try freeTree(found & VTdPTE.addressMask, level: target - 1)
                     found = 0
                 }
@@ -187,6 +194,7 @@ public final class VTdSecondLevelTable: Sendable {
 
     /// Frees every table page, the root included. The table must not be used afterwards.
     public func destroy() {
+        leafTables.forgetAll()
         try? freeTree(root.value, level: levels)
     }
 }

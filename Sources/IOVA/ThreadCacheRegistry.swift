@@ -41,6 +41,10 @@ enum ThreadCaches {
     static let nextAllocatorID = Atomic<UInt64>(1)
 
     static func threadExited(_ state: UnsafeMutablePointer<ThreadState>) {
+        // The caches are released below: the thread must not find one again.
+        let current = csupport_iova_thread_entry_pointer()!
+        current.pointee.allocator_id = 0
+        current.pointee.cache = nil
         for i in 0..<state.pointee.count {
             let tc = state.pointee.entries![i]
             tc.pointee.enter()
@@ -64,7 +68,10 @@ extension IOVAAllocator {
     func currentCache() -> UnsafeMutablePointer<ThreadCache> {
         if let raw = pthread_getspecific(tlsKey) {
             let st = raw.assumingMemoryBound(to: ThreadState.self)
-            if st.pointee.lastID == id, let tc = st.pointee.lastCache { return tc }
+            if st.pointee.lastID == id, let tc = st.pointee.lastCache {
+                Self.rememberInThread(id: id, cache: tc)
+                return tc
+            }
         }
         return attachThreadCache()
     }
@@ -73,12 +80,32 @@ extension IOVAAllocator {
     /// ``currentCache()``).
     @inline(__always)
     func fastCache() -> UnsafeMutablePointer<ThreadCache>? {
+        // The thread's last-used cache, one thread-local load away (see CSupport).
+        let current = csupport_iova_thread_entry_pointer()!
+        if current.pointee.allocator_id == id {
+            return current.pointee.cache.unsafelyUnwrapped.assumingMemoryBound(to: ThreadCache.self)
+        }
+        return tableCache()
+    }
+
+    /// The calling thread's cache from the direct-mapped table, or through the pthread key.
+    @inline(never)
+    func tableCache() -> UnsafeMutablePointer<ThreadCache>? {
         let me = pthread_self()
         let entry = threadTable + AllocatorCore.tableIndex(me)
         if csupport_load64_relaxed(entry) == UInt64(me) {
             return UnsafeMutablePointer(bitPattern: UInt(entry[1]))
         }
         return currentCache()
+    }
+
+    /// Makes `cache` the thread's last-used cache. Only caches listed in the thread's
+    /// ``ThreadState`` go here, and the thread forgets it before releasing them at exit.
+    @inline(__always)
+    static func rememberInThread(id: UInt64, cache: UnsafeMutablePointer<ThreadCache>) {
+        let current = csupport_iova_thread_entry_pointer()!
+        current.pointee.allocator_id = id
+        current.pointee.cache = UnsafeMutableRawPointer(cache)
     }
 
     /// Slow lookup: finds or creates this thread's cache for this allocator, and frees caches of
@@ -129,6 +156,7 @@ extension IOVAAllocator {
         }
         st.pointee.lastID = id
         st.pointee.lastCache = found
+        Self.rememberInThread(id: id, cache: found!)
         // Claim this thread's entry in the direct-mapped table if it is free.
         let me = pthread_self()
         let entry = threadTable + AllocatorCore.tableIndex(me)

@@ -37,4 +37,32 @@ static inline uint64_t csupport_cas64(void *address, uint64_t expected, uint64_t
     return expected;
 }
 
+// The IOVA allocator's per-thread "last cache used": one allocator identity
+// and its cache for the calling thread. A C `__thread` variable is read with
+// one %fs-relative load, cheaper than pthread_self() plus a hash table probe or
+// pthread_getspecific(); Swift has no thread-local storage of its own.
+typedef struct {
+    uint64_t allocator_id;
+    void *cache;
+} csupport_iova_thread_entry;
+
+extern __thread csupport_iova_thread_entry csupport_iova_thread_current;
+
+static inline csupport_iova_thread_entry *csupport_iova_thread_entry_pointer(void) {
+    return &csupport_iova_thread_current;
+}
+
+// The DMA layer's per-thread "last slot used": a registry identity and the
+// calling thread's slot in it, read on every map and unmap.
+typedef struct {
+    uint64_t registry_id;
+    void *slot;
+} csupport_dma_thread_entry;
+
+extern __thread csupport_dma_thread_entry csupport_dma_thread_current;
+
+static inline csupport_dma_thread_entry *csupport_dma_thread_entry_pointer(void) {
+    return &csupport_dma_thread_current;
+}
+
 #endif

@@ -1,14 +1,28 @@
+import CSupport
+
 extension VTdUnit {
     /// Executes descriptors from head to tail, as the hardware does when the
     /// driver moves the tail register. An unknown descriptor stops the queue
     /// with the invalidation-queue-error flag, leaving the head on it.
     func processInvalidationQueue(_ state: inout State) {
         guard state.globalStatus & VTdGlobal.queuedInvalidationEnable != 0, state.queueEntries > 0 else { return }
+        let ring = state.queueRing
+        // queueEntries is 256 << QS, a power of two: the head wraps with a mask.
+        let wrap = state.queueEntries &- 1
         while state.queueHead != state.queueTail && !state.queueError {
-            let slot = PhysicalAddress(state.queueBase + UInt64(state.queueHead) * 16)
-            guard let low = try? memory.load64(slot), let high = try? memory.load64(slot + 8) else {
-                state.queueError = true
-                return
+            let low: UInt64, high: UInt64
+            if let ring {
+                let slot = ring + state.queueHead &* 16
+                low = UInt64(littleEndian: csupport_load64_acquire(slot))
+                high = UInt64(littleEndian: csupport_load64_acquire(slot + 8))
+            } else {
+                // Part of the ring lies outside memory: fetch word by word, failing where it does.
+                let slot = PhysicalAddress(state.queueBase + UInt64(state.queueHead) * 16)
+                guard let first = try? memory.load64(slot), let second = try? memory.load64(slot + 8) else {
+                    state.queueError = true
+                    return
+                }
+                (low, high) = (first, second)
             }
             switch low & 0xF {
             case VTdDescriptor.contextCacheType:
@@ -31,7 +45,7 @@ extension VTdUnit {
                 state.queueError = true
                 return
             }
-            state.queueHead = (state.queueHead + 1) % state.queueEntries
+            state.queueHead = (state.queueHead &+ 1) & wrap
         }
     }
 

@@ -35,6 +35,9 @@ public final class VTdUnit: TranslationUnit, Sendable {
         var queueHead: Int = 0
         var queueTail: Int = 0
         var queueError = false
+        /// The CPU view of the whole queue, set when its address is programmed (nil when the
+        /// queue lies outside memory: then the first fetch fails as it would on hardware).
+        var queueRing: UnsafeMutableRawPointer?
         var invalidationWaitComplete = false
         var iotlbAddressRegister: UInt64 = 0
         var iotlb: TranslationCache
@@ -112,6 +115,8 @@ public final class VTdUnit: TranslationUnit, Sendable {
             case VTdRegister.invalidationQueueAddress:
                 state.queueBase = value & ~0xFFF
                 state.queueEntries = 256 << Int(min(value & 7, 7))
+                state.queueRing = try? memory.pointer(to: PhysicalAddress(state.queueBase),
+                                                      count: UInt64(state.queueEntries) * 16)
                 state.queueHead = 0
                 state.queueTail = 0
             case VTdRegister.invalidationQueueTail:

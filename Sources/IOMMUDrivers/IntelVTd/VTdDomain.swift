@@ -120,9 +120,9 @@ final class VTdUnitQueueList: Sendable {
         let listed = count.load(ordering: .acquiring)
         for index in 0..<listed {
             let bits = UInt(csupport_load64_acquire(slots + index * 8))
-            let queue = Unmanaged<VTdInvalidationQueue>.fromOpaque(UnsafeRawPointer(bitPattern: bits).unsafelyUnwrapped)
-                .takeUnretainedValue()
-            try? queue.submitAndWait(descriptor)
+            // The owners dictionary keeps the queue alive: no retain around the call.
+            Unmanaged<VTdInvalidationQueue>.fromOpaque(UnsafeRawPointer(bitPattern: bits).unsafelyUnwrapped)
+                ._withUnsafeGuaranteedRef { try? $0.submitAndWait(descriptor) }
         }
         if listed == Self.capacity {
             for queue in overflow.withLock({ $0 }) { try? queue.submitAndWait(descriptor) }

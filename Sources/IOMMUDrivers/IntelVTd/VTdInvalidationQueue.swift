@@ -10,6 +10,8 @@ import Glibc
 /// register and completed by a wait descriptor that writes a status word.
 final class VTdInvalidationQueue: Sendable {
     let unit: VTdUnit
+    /// `unit` again, to write the tail register without a retain and release per submission.
+    private let unitReference: Unmanaged<VTdUnit>
     let memory: PhysicalMemory
     let base: PhysicalAddress
     let statusWord: PhysicalAddress
@@ -28,6 +30,7 @@ final class VTdInvalidationQueue: Sendable {
 
     init(unit: VTdUnit, pages: PhysicalPageAllocator) throws(MemoryError) {
         self.unit = unit
+        unitReference = Unmanaged.passUnretained(unit)
         memory = pages.memory
         base = try pages.allocate()
         statusWord = try pages.allocate()
@@ -70,7 +73,8 @@ final class VTdInvalidationQueue: Sendable {
         if let second { put(second, &cursor.pointee.tail) }
         put((VTdDescriptor.waitType | VTdDescriptor.waitStatusWrite | UInt64(token) << 32, statusWord.value),
             &cursor.pointee.tail)
-        unit.writeRegister(VTdRegister.invalidationQueueTail, UInt64(cursor.pointee.tail) << 4)
+        let tail = UInt64(cursor.pointee.tail) << 4
+        unitReference._withUnsafeGuaranteedRef { $0.writeRegister(VTdRegister.invalidationQueueTail, tail) }
         // The emulated unit executes the queue synchronously on the tail
         // write; a real driver would spin on the status word here too.
         guard UInt32(truncatingIfNeeded: UInt64(littleEndian: csupport_load64_acquire(status))) == token else {
