@@ -231,7 +231,8 @@ extension DeviceDMA {
                 throw .iommu(error)
             }
         }
-        if state.isLazy && !forceStrict {
+        // An untrusted device that joined a lazy group is still strict: it never gets a window.
+        if state.isLazy && !forceStrict && !device.isUntrusted {
             state.deferUnmap(iova: iova, size: span, slot: slots.current, capacity: slots.queueCapacity)
         } else {
             state.domain.flush(gather)

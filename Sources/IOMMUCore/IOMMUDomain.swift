@@ -18,7 +18,13 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
     public let identifier: Int
     /// The driver that made it.
     public let driverName: String
-    private let faultHandler = Mutex<(@Sendable (IOMMUFault) -> Void)?>(nil)
+    /// Boxed: a closure stored directly in a Mutex is re-wrapped in a new
+    /// thunk by every read (see InterruptLine), which grows without bound.
+    private final class FaultHandlerBox: Sendable {
+        let call: @Sendable (IOMMUFault) -> Void
+        init(_ call: @escaping @Sendable (IOMMUFault) -> Void) { self.call = call }
+    }
+    private let faultHandler = Mutex<FaultHandlerBox?>(nil)
     private let faultCount = Atomic<UInt64>(0)
     private static let nextIdentifier = Atomic<Int>(1)
     /// Slot for the DMA layer's per-domain state (Linux's iova_cookie); the core never reads it.
@@ -187,7 +193,8 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
 
     /// Installs (or with nil removes) the handler that receives this domain's faults.
     public final func setFaultHandler(_ handler: (@Sendable (IOMMUFault) -> Void)?) {
-        faultHandler.withLock { $0 = handler }
+        let box = handler.map(FaultHandlerBox.init)
+        faultHandler.withLock { $0 = box }
     }
 
     /// Faults delivered to this domain so far.
@@ -195,7 +202,7 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
 
     final func deliver(_ fault: IOMMUFault) {
         faultCount.add(1, ordering: .relaxed)
-        faultHandler.withLock { $0 }?(fault)
+        faultHandler.withLock { $0 }?.call(fault)
     }
 
     public var description: String { "\(driverName) \(kind) domain #\(identifier)" }

@@ -68,7 +68,9 @@ public final class IOMMUSubsystem: Sendable {
             }
             guard let domain else { throw IOMMUError.hardware("no default domain") }
             try mapDirectRegions(regions, into: domain)
-            try driver.attach(domain, to: device)
+            // A group that a user has claimed keeps its owner's domain: a device
+            // joining it is attached there, not behind the owner's back to the default.
+            try driver.attach(group.domain ?? domain, to: device)
             let managed = IOMMUDevice(device: device, group: group, unitName: probe.unitName, reservedRegions: regions)
             group.state.withLock { groupState in
                 groupState.devices.append(device.address)

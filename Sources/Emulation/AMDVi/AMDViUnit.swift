@@ -13,7 +13,7 @@ public final class AMDViUnit: TranslationUnit, Sendable {
     public let memory: PhysicalMemory
     public let configuration: AMDViUnitConfiguration
     let state: Mutex<State>
-    private let eventInterrupt = Mutex<(@Sendable () -> Void)?>(nil)
+    private let eventInterrupt = InterruptLine()
 
     /// What the unit remembers of one device table entry.
     struct CachedDTE {
@@ -71,7 +71,7 @@ public final class AMDViUnit: TranslationUnit, Sendable {
 
     /// Wires the event log interrupt (the MSI the unit would send) to a handler.
     public func connectEventInterrupt(_ handler: (@Sendable () -> Void)?) {
-        eventInterrupt.withLock { $0 = handler }
+        eventInterrupt.connect(handler)
     }
 
     public var statistics: AMDViUnitStatistics { state.withLock { $0.statistics } }
@@ -181,5 +181,5 @@ public final class AMDViUnit: TranslationUnit, Sendable {
         }
     }
 
-    func raiseEventInterrupt() { eventInterrupt.withLock { $0 }?() }
+    func raiseEventInterrupt() { eventInterrupt.raise() }
 }

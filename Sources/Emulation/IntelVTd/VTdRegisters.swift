@@ -17,8 +17,9 @@ public enum VTdRegister {
     public static let invalidationCompletionStatus = 0x9C
     /// Where the fault recording registers start (CAP.FRO × 16 in this model).
     public static let faultRecordingBase = 0x200
-    /// Where the IOTLB invalidation registers start (ECAP.IRO × 16 in this model).
-    public static let iotlbRegistersBase = 0x500
+    /// Where the IOTLB invalidation registers start (ECAP.IRO × 16 in this model): past the
+    /// largest fault-recording bank (256 × 16 bytes from 0x200), which they must not overlap.
+    public static let iotlbRegistersBase = 0x1400
 }
 
 public enum VTdGlobal {

@@ -13,7 +13,9 @@ public final class VTdUnit: TranslationUnit, Sendable {
     public let memory: PhysicalMemory
     public let configuration: VTdUnitConfiguration
     let state: HostLock<State>
-    private let faultInterrupt = Mutex<(@Sendable () -> Void)?>(nil)
+    private let faultInterrupt = InterruptLine()
+    private let interruptServicing = Atomic<Bool>(false)
+    private let interruptMissed = Atomic<Bool>(false)
 
     struct CachedContext {
         var present: Bool
@@ -61,7 +63,7 @@ public final class VTdUnit: TranslationUnit, Sendable {
 
     /// Wires the unit's fault-event interrupt (the MSI it would send) to a handler.
     public func connectFaultInterrupt(_ handler: (@Sendable () -> Void)?) {
-        faultInterrupt.withLock { $0 = handler }
+        faultInterrupt.connect(handler)
     }
 
     public var statistics: VTdUnitStatistics { state.withLock { $0.statistics } }
@@ -134,7 +136,7 @@ public final class VTdUnit: TranslationUnit, Sendable {
             }
             return false
         }
-        if raiseInterrupt { faultInterrupt.withLock { $0 }?() }
+        if raiseInterrupt { faultInterrupt.raise() }
     }
 
     private func globalCommand(_ command: UInt32, _ state: inout State) {
@@ -158,14 +160,26 @@ public final class VTdUnit: TranslationUnit, Sendable {
             state.statistics.faultsSuppressed += 1
             return false
         }
-        let wasPending = state.faults.pending
         guard state.faults.record(record) else {
             state.statistics.faultsOverflowed += 1
             return false
         }
         state.statistics.faultsRecorded += 1
-        return !wasPending && !state.faultEventMasked
+        return !state.faultEventMasked
     }
 
-    func raiseFaultInterrupt() { faultInterrupt.withLock { $0 }?() }
+    /// Delivers the fault event. The handler runs synchronously, so a fault
+    /// recorded while it runs (from its own DMA or another device's thread)
+    /// would find the log already pending and, with a purely edge-triggered
+    /// signal, never be announced: the log would fill and stay full. Instead
+    /// such a fault leaves a mark, and whoever is servicing raises again.
+    func raiseFaultInterrupt() {
+        interruptMissed.store(true, ordering: .sequentiallyConsistent)
+        while interruptMissed.exchange(false, ordering: .sequentiallyConsistent) {
+            guard interruptServicing.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged
+            else { return } // the thread in the handler sees the mark when it finishes
+            faultInterrupt.raise()
+            interruptServicing.store(false, ordering: .sequentiallyConsistent)
+        }
+    }
 }
