@@ -70,9 +70,26 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         if list {
             let width = ScenarioKind.allCases.map(\.rawValue.count).max() ?? 0
+            let attackWidth = AttackScenario.all.map(\.name.count).max() ?? 0
+            let column = max(width, attackWidth) + 2
+            print("Device scenarios:")
             for kind in ScenarioKind.allCases {
-                print(kind.rawValue.padding(toLength: width + 2, withPad: " ", startingAt: 0) + kind.summary)
+                print("  " + kind.rawValue.padding(toLength: column, withPad: " ", startingAt: 0) + kind.summary)
             }
+            print("Attack scenarios (also iommu-sim attack NAME):")
+            for attack in AttackScenario.all {
+                print("  " + attack.name.padding(toLength: column, withPad: " ", startingAt: 0) + attack.summary)
+            }
+            return
+        }
+        if let name = scenario, AttackScenario.all.contains(where: { $0.name == name }) {
+            // An attack scenario runs as `iommu-sim attack NAME` would, on the same --driver and --policy lists.
+            var arguments = [name]
+            if let driver = platformOptions.driver { arguments += ["--driver", driver] }
+            if let policy = platformOptions.policy { arguments += ["--policy", policy] }
+            if json { arguments.append("--json") }
+            var attack = try AttackCommand.parse(arguments)
+            try attack.run()
             return
         }
         let fileSettings = try config.map(loadSettings) ?? ScenarioSettings()
