@@ -103,26 +103,33 @@ final class DMADomainState: Sendable {
     }
 
     /// Invalidates the whole domain once, then frees every queued range.
-    func flushDeferred() { flush(slots: queues.withLock { $0 }.map(\.pointer)) }
+    /// The queue list stays locked while its slots are touched: a departing
+    /// device removes its slots under the same lock before they are freed,
+    /// so the flush timer can never reach a freed slot.
+    func flushDeferred() { queues.withLock { list in flush(slots: list.map(\.pointer)) } }
 
     /// Flushes the queues whose oldest range waited longer than the timeout (the flush timer's tick).
     func flushExpired(now: UInt64) {
         let timeout = configuration.flushTimeoutNanoseconds
-        let expired = queues.withLock { $0 }.map(\.pointer).filter { slot in
+        queues.withLock { list in
+            let expired = list.map(\.pointer).filter { slot in
                 slot.pointee.lock()
                 defer { slot.pointee.unlock() }
                 let oldest = slot.pointee.oldestUnmap.load(ordering: .relaxed)
                 // A range queued after `now` was taken is not late, however the subtraction wraps.
                 return slot.pointee.pendingCount.load(ordering: .relaxed) > 0 && now >= oldest && now - oldest >= timeout
+            }
+            if !expired.isEmpty { flush(slots: expired, byTimeout: true) }
         }
-        if !expired.isEmpty { flush(slots: expired, byTimeout: true) }
     }
 
     var pendingCount: Int {
-        queues.withLock { $0 }.map(\.pointer).reduce(0) { total, slot in
+        queues.withLock { list in
+            list.map(\.pointer).reduce(0) { total, slot in
                 slot.pointee.lock()
                 defer { slot.pointee.unlock() }
                 return total + slot.pointee.pendingCount.load(ordering: .relaxed)
+            }
         }
     }
 
