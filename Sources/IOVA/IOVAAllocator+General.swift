@@ -4,7 +4,7 @@ import Synchronization
 /// (uncached sizes, unaligned requests, limits, preferred-limit fallbacks, empty or full
 /// magazines, and every error).
 extension IOVAAllocator {
-    @inline(never)
+    @usableFromInline @inline(never)
     func allocateGeneral(size: UInt64, limit: UInt64, preferredLimit: UInt64?,
                          sizeAligned: Bool) throws(IOVAError) -> UInt64 {
         guard size != 0 else { throw .zeroSize }
@@ -84,7 +84,7 @@ extension IOVAAllocator {
         return pfn
     }
 
-    @inline(never)
+    @usableFromInline @inline(never)
     func freeGeneral(address: UInt64, size: UInt64) throws(IOVAError) {
         guard size != 0 else { throw .zeroSize }
         let pfn = address >> shift
@@ -101,7 +101,7 @@ extension IOVAAllocator {
                                                                  ordering: .acquiringAndReleasing)
                 if won {
                     let order = granules == 1 ? 0 : 64 - (granules &- 1).leadingZeroBitCount
-                    cachedFree(currentCache(), order: order, pfn: pfn, slot: slot)
+                    pushCached(currentCache(), order: order, pfn: pfn, slot: slot)
                     return
                 }
                 state = found

@@ -28,7 +28,7 @@ extension IOVAAllocator {
     /// The thread's loaded magazine of class `order` is full: swap in the previous one if it has
     /// room, else hand it to the depot for an empty one; when the depot is full too, its blocks
     /// go back to the tree. Returns the new loaded magazine.
-    @inline(never)
+    @usableFromInline @inline(never)
     func spill(_ tc: UnsafeMutablePointer<ThreadCache>, order: Int) -> Magazine {
         let mags = tc.pointee.magazines
         let loaded = mags[2 * order]

@@ -38,17 +38,17 @@ public final class IOVAAllocator: Sendable {
     public let space: ClosedRange<UInt64>
     public let options: IOVAOptions
 
-    let shift: UInt64
-    let mask: UInt64
+    @usableFromInline let shift: UInt64
+    @usableFromInline let mask: UInt64
     let firstPfn: UInt64
     let lastPfn: UInt64
     let cachesEnabled: Bool
-    let id: UInt64
+    @usableFromInline let id: UInt64
     let tlsKey: pthread_key_t
     /// The tree and live table, in memory that thread-exit hand-backs reach without retaining
     /// the allocator (a retain from a dying thread could otherwise run deinit there).
     let corePointer: CorePointer
-    let live: LiveTable
+    @usableFromInline let live: LiveTable
     let depot: Locked<Depot>
     let registry = Locked(CacheRegistry())
     let cacheMisses = Atomic<UInt64>(0)
@@ -57,11 +57,14 @@ public final class IOVAAllocator: Sendable {
     let exhaustionRetries = Atomic<UInt64>(0)
     let failures = Atomic<UInt64>(0)
     /// `size - 1` below this takes the cached fast paths (0 when caches are off).
-    let fastSizeBound: UInt64
+    @usableFromInline let fastSizeBound: UInt64
     /// The last byte of the space.
     let spaceLastByte: UInt64
     /// Direct-mapped table thread → cache, in the core (see ``AllocatorCore/threadTable``).
-    nonisolated(unsafe) let threadTable: UnsafeMutablePointer<UInt64>
+    /// Entry g - 1: bytes from the start of the power-of-two block holding g granules to its
+    /// last byte, g = 1...32 (the fast path's limit check without computing the class).
+    @usableFromInline nonisolated(unsafe) let blockLastByteOffset: UnsafeMutablePointer<UInt64>
+    @usableFromInline nonisolated(unsafe) let threadTable: UnsafeMutablePointer<UInt64>
 
     /// Creates an allocator for `space`, rounded inward to whole granules. Address 0's granule
     /// is reserved if the space contains it.
@@ -101,6 +104,11 @@ public final class IOVAAllocator: Sendable {
         self.fastSizeBound = options.cachesEnabled ? Self.maxCachedGranules << shift : 0
         self.spaceLastByte = (last << shift) | mask
         self.depot = Locked(Depot(limit: options.depotMagazines))
+        blockLastByteOffset = .allocate(capacity: Int(Self.maxCachedGranules))
+        for granules in 1...Int(Self.maxCachedGranules) {
+            let blockGranules = UInt64(1) << UInt64(ThreadCache.sizeClass(granules: granules))
+            (blockLastByteOffset + granules - 1).initialize(to: (blockGranules << shift) &- 1)
+        }
     }
 
     deinit {
@@ -116,6 +124,7 @@ public final class IOVAAllocator: Sendable {
         depot.withLock { $0.destroy() }
         live.destroy()
         corePointer.destroy()
+        blockLastByteOffset.deallocate()
     }
 
     /// The locked range tree.
@@ -133,51 +142,49 @@ public final class IOVAAllocator: Sendable {
     /// - Throws: ``IOVAError/zeroSize`` for a size of 0; ``IOVAError/exhausted(size:limit:)``
     ///   when no block fits below `limit` even after draining every cache (also when `limit`
     ///   is below the space or `size` exceeds it).
+    @inlinable @inline(__always)
     public func allocate(size: UInt64, limit: UInt64, preferredLimit: UInt64? = nil,
                          sizeAligned: Bool = true) throws(IOVAError) -> UInt64 {
-        // Fast path: a size-aligned cacheable size popped from this thread's loaded magazine.
-        // Everything else (and every miss) takes the general path, which redoes it all.
-        let sizeMinusOne = size &- 1
-        if sizeAligned && sizeMinusOne < fastSizeBound {
-            let order = 64 &- (sizeMinusOne &>> shift).leadingZeroBitCount
+        if sizeAligned {
             var effective = limit
             var preferred: UInt64 = 0
             if let p = preferredLimit, p < limit { effective = p; preferred = 1 }
-            // A limit at or above the space's last byte constrains nothing: any cached block
-            // fits. Otherwise the block must start at or below maxStart (limits below one
-            // granule are left to the general path).
-            var maxStart = UInt64.max
-            var usable = true
-            if effective < spaceLastByte {
-                var limitPfn = effective &>> shift
-                if effective & mask != mask { limitPfn &-= 1 }
-                let blockMinusOne = (1 &<< UInt64(truncatingIfNeeded: order)) &- 1
-                maxStart = limitPfn &- blockMinusOne
-                usable = effective >= mask && maxStart <= limitPfn
-            }
-            if usable, let tc = fastCache() {
-                tc.pointee.enter()
-                let magazine = tc.pointee.magazines[order &* 2]
-                let n = magazine.storage[0]
-                if n != 0 {
-                    let pfn = magazine.storage[Int(truncatingIfNeeded: n &* 2 &- 1)]
-                    if pfn <= maxStart {
-                        let slot = magazine.storage[Int(truncatingIfNeeded: n &* 2)]
-                        magazine.storage[0] = n &- 1
-                        let state = tc.pointee.state
-                        state.pointee.hits &+= 1
-                        state.pointee.preferredHits &+= preferred
-                        tc.pointee.exit()
-                        // The block is ours alone now; publish it as live with its requested size.
-                        UnsafeMutablePointer<Atomic<UInt8>>(bitPattern: UInt(slot)).unsafelyUnwrapped.pointee
-                            .store(UInt8(truncatingIfNeeded: (sizeMinusOne &>> shift) &+ 1), ordering: .releasing)
-                        return pfn &<< shift
-                    }
-                }
-                tc.pointee.exit()
-            }
+            if let address = cachedAllocation(size: size, limit: effective, preferred: preferred) { return address }
         }
         return try allocateGeneral(size: size, limit: limit, preferredLimit: preferredLimit, sizeAligned: sizeAligned)
+    }
+
+    /// The fast path, inlined into callers: a cacheable size popped from the top of this
+    /// thread's loaded magazine when that block ends at or below `limit`. Anything else (an
+    /// empty magazine, a block above the limit, an uncached size) returns nil and the general
+    /// path redoes it all.
+    @inlinable @inline(__always)
+    func cachedAllocation(size: UInt64, limit: UInt64, preferred: UInt64) -> UInt64? {
+        let sizeMinusOne = size &- 1
+        guard sizeMinusOne < fastSizeBound, let cache = fastCache() else { return nil }
+        let index = Int(truncatingIfNeeded: sizeMinusOne &>> shift)
+        cache.pointee.enter()
+        let storage = cache.pointee.loadedBySize[index].pointee.storage
+        let count = storage[0]
+        if count != 0 {
+            let start = storage[Int(truncatingIfNeeded: count &* 2 &- 1)] &<< shift
+            // The whole power-of-two block must end at or below the limit (no overflow: the
+            // block lies inside the space).
+            if start &+ blockLastByteOffset[index] <= limit {
+                let slot = storage[Int(truncatingIfNeeded: count &* 2)]
+                storage[0] = count &- 1
+                let state = cache.pointee.state
+                state.pointee.hits &+= 1
+                state.pointee.preferredHits &+= preferred
+                cache.pointee.exit()
+                // The block is ours alone now; publish it as live with its requested size.
+                UnsafeMutablePointer<Atomic<UInt8>>(bitPattern: UInt(slot)).unsafelyUnwrapped.pointee
+                    .store(UInt8(truncatingIfNeeded: index &+ 1), ordering: .releasing)
+                return start
+            }
+        }
+        cache.pointee.exit()
+        return nil
     }
 
     // MARK: free
@@ -188,29 +195,37 @@ public final class IOVAAllocator: Sendable {
     ///   granule aligned or outside the space; ``IOVAError/sizeMismatch(address:allocated:given:)``
     ///   when `address` starts a live block of another size; ``IOVAError/notAllocated(address:size:)``
     ///   otherwise (never allocated, already freed, cached). Nothing changes when it throws.
+    @inlinable @inline(__always)
     public func free(address: UInt64, size: UInt64) throws(IOVAError) {
-        // Fast path: a live cache-managed block of exactly this size, into a loaded magazine
-        // with room. Any doubt goes to the general path, which decides and reports.
+        if !cachedFree(address: address, size: size) { try freeGeneral(address: address, size: size) }
+    }
+
+    /// The fast path, inlined into callers: a live cache-managed block of exactly this size
+    /// goes onto this thread's loaded magazine. Any doubt (an address outside the space finds
+    /// no live-table byte or a zero one) returns false, and the general path decides and reports.
+    @inlinable @inline(__always)
+    func cachedFree(address: UInt64, size: UInt64) -> Bool {
         let sizeMinusOne = size &- 1
+        guard sizeMinusOne < fastSizeBound, address & mask == 0 else { return false }
         let pfn = address &>> shift
-        // (an address outside the space finds no live-table byte, or a zero one)
-        if sizeMinusOne < fastSizeBound, address & mask == 0, let slot = live.slot(pfn) {
-            let granules = (sizeMinusOne &>> shift) &+ 1
-            let state = slot.pointee.load(ordering: .relaxed)
-            if UInt64(state) == granules,
-               slot.pointee.compareExchange(expected: state, desired: LiveTable.cachedMarker,
-                                            ordering: .acquiringAndReleasing).exchanged {
-                let order = 64 &- (sizeMinusOne &>> shift).leadingZeroBitCount
-                cachedFree(fastCache() ?? attachThreadCache(), order: order, pfn: pfn, slot: slot)
-                return
-            }
-        }
-        try freeGeneral(address: address, size: size)
+        guard let slot = live.slot(pfn) else { return false }
+        let index = Int(truncatingIfNeeded: sizeMinusOne &>> shift)
+        // Live with exactly this size → cached, in one step: of two racing frees one wins.
+        guard slot.pointee.compareExchange(expected: UInt8(truncatingIfNeeded: index &+ 1),
+                                           desired: LiveTable.cachedMarker,
+                                           ordering: .acquiringAndReleasing).exchanged else { return false }
+        let cache = fastCache() ?? attachThreadCache()
+        cache.pointee.enter()
+        var loaded = cache.pointee.loadedBySize[index].pointee
+        if loaded.isFull { loaded = spill(cache, order: ThreadCache.sizeClass(granules: index &+ 1)) }
+        loaded.push(pfn, slot: slot)
+        cache.pointee.exit()
+        return true
     }
 
     /// Pushes a block (already marked cached in the live table) onto the thread's magazine.
     @inline(__always)
-    func cachedFree(_ tc: UnsafeMutablePointer<ThreadCache>, order: Int, pfn: UInt64,
+    func pushCached(_ tc: UnsafeMutablePointer<ThreadCache>, order: Int, pfn: UInt64,
                     slot: UnsafeMutablePointer<Atomic<UInt8>>) {
         tc.pointee.enter()
         var loaded = tc.pointee.magazines[order &* 2]

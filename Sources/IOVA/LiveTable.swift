@@ -11,78 +11,75 @@ import Synchronization
 /// that popped it); `free` turns size into ``cachedMarker`` with one compare-and-swap, so of two
 /// racing frees of the same block exactly one wins and the other reports a double free.
 ///
-/// Storage is a three-level radix table over `pfn - base` (16 + 16 + up to 20 bits), built
-/// lazily under the tree lock; directory pointers are published with release stores and read
-/// with acquire loads, so lookups take no lock.
+/// Storage is a two-level radix table over `pfn - base`: a directory of at most 2^20 leaf
+/// pointers, each leaf covering 2^leafShift granules (2^16 for spaces up to 2^36 granules, so a
+/// 48-bit space with 4 KiB granules has 64 KiB leaves). Two dependent loads find a byte, which
+/// is what `free` pays on every call. Leaves are built lazily under the tree lock and published
+/// with release stores; lookups take no lock.
+@usableFromInline
 struct LiveTable: @unchecked Sendable {
-    static let cachedMarker: UInt8 = 0xFF
-    static let leafBits: UInt64 = 16
-    static let leafSize = 1 << 16
-    static let maxTopEntries: UInt64 = 1 << 20
+    @usableFromInline static let cachedMarker: UInt8 = 0xFF
+    static let directoryBits: UInt64 = 20
+    static let minimumLeafShift: UInt64 = 16
 
-    let base: UInt64
-    private let top: UnsafeMutableRawPointer
-    private let topEntries: Int
+    @usableFromInline let base: UInt64
+    @usableFromInline let directory: UnsafeMutablePointer<UInt64>
+    @usableFromInline let directoryEntries: UInt64
+    @usableFromInline let leafShift: UInt64
+    @usableFromInline let leafMask: UInt64
 
     /// `granules` must be at most 2^52.
     init(base: UInt64, granules: UInt64) {
         self.base = base
-        topEntries = Int(((granules &- 1) >> 32) + 1)
-        top = calloc(topEntries, 8)!
+        let bits = UInt64(64 - (granules &- 1).leadingZeroBitCount)
+        leafShift = max(Self.minimumLeafShift, bits > Self.directoryBits ? bits - Self.directoryBits : 0)
+        leafMask = (1 << leafShift) - 1
+        directoryEntries = ((granules &- 1) >> leafShift) + 1
+        directory = calloc(Int(directoryEntries), 8)!.bindMemory(to: UInt64.self, capacity: Int(directoryEntries))
     }
 
     /// The state byte of granule `pfn`, or nil if no block was ever tracked near it.
-    @inline(__always)
+    @inlinable @inline(__always)
     func slot(_ pfn: UInt64) -> UnsafeMutablePointer<Atomic<UInt8>>? {
         let rel = pfn &- base
-        let t = Int(truncatingIfNeeded: rel &>> 32)
-        guard t < topEntries else { return nil }
-        let mid = csupport_load64_acquire(top + t &* 8)
-        if mid == 0 { return nil }
-        let midPtr = UnsafeMutableRawPointer(bitPattern: UInt(mid)).unsafelyUnwrapped
-        let leaf = csupport_load64_acquire(midPtr + Int(truncatingIfNeeded: (rel &>> 16) & 0xFFFF) &* 8)
+        let index = rel &>> leafShift
+        guard index < directoryEntries else { return nil }
+        let leaf = csupport_load64_acquire(directory + Int(truncatingIfNeeded: index))
         if leaf == 0 { return nil }
-        let leafPtr = UnsafeMutablePointer<Atomic<UInt8>>(bitPattern: UInt(leaf)).unsafelyUnwrapped
-        return leafPtr + Self.leafIndex(rel)
+        return UnsafeMutablePointer<Atomic<UInt8>>(bitPattern: UInt(leaf)).unsafelyUnwrapped + Self.leafIndex(rel & leafMask)
     }
 
-    /// Neighbouring granules get bytes on different cache lines: blocks handed to different
-    /// threads are usually neighbours (top-down allocation), and their frees would otherwise
-    /// fight over one line.
-    @inline(__always)
-    static func leafIndex(_ rel: UInt64) -> Int {
-        Int(truncatingIfNeeded: ((rel & 0x3F) &<< 10) | ((rel &>> 6) & 0x3FF))
+    /// Neighbouring granules get bytes on different cache lines (a 16-bit rotation of the low
+    /// bits): blocks handed to different threads are usually neighbours (top-down allocation),
+    /// and their frees would otherwise fight over one line.
+    @inlinable @inline(__always)
+    static func leafIndex(_ offset: UInt64) -> Int {
+        let low = UInt16(truncatingIfNeeded: offset)
+        let spread = (low &<< 10) | (low &>> 6)
+        return Int(truncatingIfNeeded: (offset & ~0xFFFF) | UInt64(spread))
     }
+
+    var leafBytes: Int { 1 << Int(leafShift) }
 
     /// The state byte of granule `pfn`, creating its leaf. Call with the tree lock held.
     func ensureSlot(_ pfn: UInt64) -> UnsafeMutablePointer<Atomic<UInt8>> {
         if let s = slot(pfn) { return s }
         let rel = pfn &- base
-        let t = Int(truncatingIfNeeded: rel >> 32)
-        var mid = csupport_load64_acquire(top + t * 8)
-        if mid == 0 {
-            let m = calloc(1 << 16, 8)!
-            mid = UInt64(UInt(bitPattern: m))
-            csupport_store64_release(top + t * 8, mid)
-        }
-        let midPtr = UnsafeMutableRawPointer(bitPattern: UInt(mid))!
-        let leafRaw = calloc(Self.leafSize, 1)!
-        let leafPtr = leafRaw.bindMemory(to: Atomic<UInt8>.self, capacity: Self.leafSize)
-        csupport_store64_release(midPtr + Int((rel >> 16) & 0xFFFF) * 8, UInt64(UInt(bitPattern: leafRaw)))
-        return leafPtr + Self.leafIndex(rel)
+        let index = Int(rel >> leafShift)
+        // Leaves above 64 KiB (spaces beyond 2^36 granules) come from calloc's fresh mappings,
+        // whose pages cost memory only once a live block's byte is written there.
+        let raw = calloc(leafBytes, 1)!
+        csupport_store64_release(directory + index, UInt64(UInt(bitPattern: raw)))
+        return raw.bindMemory(to: Atomic<UInt8>.self, capacity: leafBytes) + Self.leafIndex(rel & leafMask)
     }
 
-    /// Frees every leaf and directory. Only from the allocator's deinit.
+    /// Frees every leaf and the directory. Only from the allocator's deinit.
     func destroy() {
-        for t in 0..<topEntries {
-            let mid = csupport_load64_acquire(top + t * 8)
-            guard mid != 0, let midPtr = UnsafeMutableRawPointer(bitPattern: UInt(mid)) else { continue }
-            for i in 0..<(1 << 16) {
-                let leaf = csupport_load64_acquire(midPtr + i * 8)
-                if leaf != 0 { free(UnsafeMutableRawPointer(bitPattern: UInt(leaf))) }
-            }
-            free(midPtr)
+        for index in 0..<Int(directoryEntries) {
+            let leaf = csupport_load64_acquire(directory + index)
+            guard leaf != 0, let pointer = UnsafeMutableRawPointer(bitPattern: UInt(leaf)) else { continue }
+            free(pointer)
         }
-        free(top)
+        free(directory)
     }
 }

@@ -5,9 +5,10 @@ import Synchronization
 /// Each entry is the block's first granule and the address of its ``LiveTable`` byte, so that
 /// handing a block out again needs no table walk. Slot 0 holds the count. Moved between a
 /// thread's cache and the depot by pointer, never copied.
+@usableFromInline
 struct Magazine: @unchecked Sendable {
-    static let capacity = 128
-    let storage: UnsafeMutablePointer<UInt64>
+    @usableFromInline static let capacity = 128
+    @usableFromInline let storage: UnsafeMutablePointer<UInt64>
 
     static func make() -> Magazine {
         // Whole cache lines, so that two threads' magazines never share one.
@@ -20,11 +21,11 @@ struct Magazine: @unchecked Sendable {
 
     func destroy() { UnsafeMutableRawPointer(storage).deallocate() }
 
-    @inline(__always) var count: Int { Int(truncatingIfNeeded: storage[0]) }
-    @inline(__always) var isFull: Bool { storage[0] == UInt64(Self.capacity) }
-    @inline(__always) var isEmpty: Bool { storage[0] == 0 }
+    @inlinable @inline(__always) var count: Int { Int(truncatingIfNeeded: storage[0]) }
+    @inlinable @inline(__always) var isFull: Bool { storage[0] == UInt64(Self.capacity) }
+    @inlinable @inline(__always) var isEmpty: Bool { storage[0] == 0 }
 
-    @inline(__always) func push(_ pfn: UInt64, slot: UnsafeMutablePointer<Atomic<UInt8>>) {
+    @inlinable @inline(__always) func push(_ pfn: UInt64, slot: UnsafeMutablePointer<Atomic<UInt8>>) {
         let n = storage[0] &+ 1
         let i = Int(truncatingIfNeeded: n &* 2)
         storage[i &- 1] = pfn

@@ -7,26 +7,31 @@ import Synchronization
 /// ``enter()`` and ``exit()``, or a stealer between ``IOVAAllocator`` steal and unsteal (see
 /// ``AsymmetricFence``). Lives in manually allocated memory, referenced by its thread's list
 /// and by its allocator's registry (`refs` counts the two).
+@usableFromInline
 struct ThreadCache: ~Copyable {
     static let classes = 6  // block sizes 1, 2, 4, 8, 16, 32 granules
 
-    let busy = Atomic<UInt32>(0)
-    let stealing: Atomic<UInt32>
+    @usableFromInline let busy = Atomic<UInt32>(0)
+    @usableFromInline let stealing: Atomic<UInt32>
     let refs = Atomic<Int>(2)
     let allocatorID: UInt64
     let core: UnsafeMutablePointer<AllocatorCore>
     let thread: pthread_t
     /// `loaded` magazine of class k at 2k, `previous` at 2k + 1.
-    let magazines: UnsafeMutablePointer<Magazine>
+    @usableFromInline let magazines: UnsafeMutablePointer<Magazine>
     /// Everything that changes. Kept out of this struct so that the owner writing it is never
     /// an access to the struct a stealer reads its atomics from at the same time.
-    let state: UnsafeMutablePointer<CacheState>
+    @usableFromInline let state: UnsafeMutablePointer<CacheState>
+    /// Entry g - 1 points at the loaded magazine (in `magazines`) of the size class serving g
+    /// granules, g = 1...32: the fast paths index it by size instead of computing the class.
+    @usableFromInline let loadedBySize: UnsafeMutablePointer<UnsafeMutablePointer<Magazine>>
 
     /// Layout of one cache's block: the struct, its mutable state and its magazine table each
     /// on their own cache lines, so two threads' caches never share a line.
-    static let blockBytes = 512
+    static let blockBytes = 640
     static let stateOffset = 128
     static let tableOffset = 256
+    static let sizeTableOffset = 384
 
     static func create(allocatorID: UInt64, core: UnsafeMutablePointer<AllocatorCore>, fullFence: Bool) -> UnsafeMutablePointer<ThreadCache> {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: blockBytes, alignment: 128)
@@ -34,11 +39,19 @@ struct ThreadCache: ~Copyable {
         state.initialize(to: CacheState())
         let table = (raw + tableOffset).bindMemory(to: Magazine.self, capacity: 2 * classes)
         for i in 0..<(2 * classes) { (table + i).initialize(to: Magazine.make()) }
+        let bySize = (raw + sizeTableOffset).bindMemory(to: UnsafeMutablePointer<Magazine>.self,
+                                                         capacity: Int(IOVAAllocator.maxCachedGranules))
+        for granules in 1...Int(IOVAAllocator.maxCachedGranules) {
+            (bySize + granules - 1).initialize(to: table + 2 * sizeClass(granules: granules))
+        }
         let p = raw.bindMemory(to: ThreadCache.self, capacity: 1)
         p.initialize(to: ThreadCache(stealing: Atomic(fullFence ? fenceBit : 0), allocatorID: allocatorID, core: core,
-                                     thread: pthread_self(), magazines: table, state: state))
+                                     thread: pthread_self(), magazines: table, state: state, loadedBySize: bySize))
         return p
     }
+
+    /// The class (log2 of the block size) that serves `granules` granules.
+    @usableFromInline static func sizeClass(granules: Int) -> Int { granules <= 1 ? 0 : Int.bitWidth - (granules - 1).leadingZeroBitCount }
 
     /// Drops one of the two references; the last one frees the cache.
     static func release(_ p: UnsafeMutablePointer<ThreadCache>) {
@@ -59,14 +72,14 @@ struct ThreadCache: ~Copyable {
     static let stealBit: UInt32 = 1
     static let fenceBit: UInt32 = 2
 
-    @inline(__always) func enter() {
+    @inlinable @inline(__always) func enter() {
         busy.store(1, ordering: .relaxed)
         // Compiler barrier only: membarrier on the stealer's side supplies the hardware one.
         atomicMemoryFence(ordering: .acquiringAndReleasing)
         if stealing.load(ordering: .acquiring) != 0 { enterSlow() }
     }
 
-    @inline(never) func enterSlow() {
+    @usableFromInline @inline(never) func enterSlow() {
         // Either a stealer is active, or this system has no membarrier (fence mode).
         atomicMemoryFence(ordering: .sequentiallyConsistent)
         while stealing.load(ordering: .acquiring) & Self.stealBit != 0 {
@@ -77,7 +90,7 @@ struct ThreadCache: ~Copyable {
         }
     }
 
-    @inline(__always) func exit() {
+    @inlinable @inline(__always) func exit() {
         busy.store(0, ordering: .releasing)
     }
 
@@ -105,11 +118,12 @@ struct ThreadCache: ~Copyable {
 }
 
 /// The mutable part of a ``ThreadCache``, owned like its magazines.
+@usableFromInline
 struct CacheState {
     /// The allocator is gone; the thread must not touch it.
     var detached = false
     /// The thread is gone; its ranges were handed back.
     var orphaned = false
-    var hits: UInt64 = 0
-    var preferredHits: UInt64 = 0
+    @usableFromInline var hits: UInt64 = 0
+    @usableFromInline var preferredHits: UInt64 = 0
 }

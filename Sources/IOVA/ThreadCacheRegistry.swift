@@ -78,7 +78,7 @@ extension IOVAAllocator {
 
     /// The calling thread's cache from the direct-mapped table, or nil (then use
     /// ``currentCache()``).
-    @inline(__always)
+    @inlinable @inline(__always)
     func fastCache() -> UnsafeMutablePointer<ThreadCache>? {
         // The thread's last-used cache, one thread-local load away (see CSupport).
         let current = csupport_iova_thread_entry_pointer()!
@@ -89,7 +89,7 @@ extension IOVAAllocator {
     }
 
     /// The calling thread's cache from the direct-mapped table, or through the pthread key.
-    @inline(never)
+    @usableFromInline @inline(never)
     func tableCache() -> UnsafeMutablePointer<ThreadCache>? {
         let me = pthread_self()
         let entry = threadTable + AllocatorCore.tableIndex(me)
@@ -110,7 +110,7 @@ extension IOVAAllocator {
 
     /// Slow lookup: finds or creates this thread's cache for this allocator, and frees caches of
     /// allocators that have been destroyed since.
-    @inline(never)
+    @usableFromInline @inline(never)
     func attachThreadCache() -> UnsafeMutablePointer<ThreadCache> {
         let st: UnsafeMutablePointer<ThreadState>
         if let raw = pthread_getspecific(tlsKey) {

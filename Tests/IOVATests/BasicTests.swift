@@ -30,6 +30,24 @@ import Testing
         #expect(s.freeBytes == 0 &- 4096)
     }
 
+    /// The live table's leaves grow with the space (64 KiB up to 2^36 granules, up to 4 GiB of
+    /// reserved-not-committed bytes at 2^52): frees are still validated at both ends.
+    @Test(arguments: [UInt64(0xFFFF_FFFF_FFFF), (UInt64(1) << 57) - 1, UInt64.max] as [UInt64])
+    func cachedFreesValidatedAcrossWideSpaces(last: UInt64) throws {
+        let a = try IOVAAllocator(granule: 4096, space: 0...last)
+        for limit in [UInt64(0x1_FFFF), last] {
+            let block = try a.allocate(size: 2 * 4096, limit: limit)
+            #expect(throws: IOVAError.sizeMismatch(address: block, allocated: 2 * 4096, given: 4096)) {
+                try a.free(address: block, size: 4096)
+            }
+            try a.free(address: block, size: 2 * 4096)
+            #expect(throws: IOVAError.notAllocated(address: block, size: 2 * 4096)) {
+                try a.free(address: block, size: 2 * 4096)
+            }
+            #expect(try a.allocate(size: 2 * 4096, limit: limit) == block)
+        }
+    }
+
     @Test func roundingInward() throws {
         let a = try IOVAAllocator(granule: 4096, space: 100...0x10_0fff)
         #expect(a.space == 4096...0x10_0fff)
