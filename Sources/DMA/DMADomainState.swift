@@ -92,14 +92,7 @@ final class DMADomainState: Sendable {
     /// queue is full, one domain-wide invalidation makes its ranges reusable.
     @inline(__always)
     func deferUnmap(iova: UInt64, size: UInt64, slot: UnsafeMutablePointer<ThreadSlot>, capacity: Int) {
-        slot.pointee.lock()
-        let count = slot.pointee.pendingCount.load(ordering: .relaxed)
-        if count == 0 { slot.pointee.oldestUnmap.store(MonotonicClock.now(), ordering: .relaxed) }
-        slot.pointee.pending[count] = PendingUnmap(iova: iova, size: size)
-        slot.pointee.pendingCount.store(count + 1, ordering: .relaxed)
-        let full = count + 1 >= capacity
-        slot.pointee.unlock()
-        if full { flush(slots: [slot]) }
+        if slot.pointee.enqueue(PendingUnmap(iova: iova, size: size)) >= capacity { flush(slots: [slot]) }
     }
 
     /// Invalidates the whole domain once, then frees every queued range.
@@ -113,11 +106,10 @@ final class DMADomainState: Sendable {
         let timeout = configuration.flushTimeoutNanoseconds
         queues.withLock { list in
             let expired = list.map(\.pointer).filter { slot in
-                slot.pointee.lock()
-                defer { slot.pointee.unlock() }
+                guard slot.pointee.queued > 0 else { return false }
                 let oldest = slot.pointee.oldestUnmap.load(ordering: .relaxed)
                 // A range queued after `now` was taken is not late, however the subtraction wraps.
-                return slot.pointee.pendingCount.load(ordering: .relaxed) > 0 && now >= oldest && now - oldest >= timeout
+                return now >= oldest && now - oldest >= timeout
             }
             if !expired.isEmpty { flush(slots: expired, byTimeout: true) }
         }
@@ -125,35 +117,37 @@ final class DMADomainState: Sendable {
 
     var pendingCount: Int {
         queues.withLock { list in
-            list.map(\.pointer).reduce(0) { total, slot in
-                slot.pointee.lock()
-                defer { slot.pointee.unlock() }
-                return total + slot.pointee.pendingCount.load(ordering: .relaxed)
-            }
+            list.map(\.pointer).reduce(0) { total, slot in total + slot.pointee.queued }
         }
     }
 
     private func flush(slots: [UnsafeMutablePointer<ThreadSlot>], byTimeout: Bool = false) {
         flushLock.withLock { _ in
-            var taken: [PendingUnmap] = []
+            // Only ranges queued before the invalidation may be freed by it: fix each ring's end first.
             var oldest = UInt64.max
+            var any = false
             for slot in slots {
-                slot.pointee.lock()
-                let count = slot.pointee.pendingCount.load(ordering: .relaxed)
-                if count > 0 {
+                let end = slot.pointee.markFlushEnd()
+                if end != slot.pointee.head.load(ordering: .relaxed) {
+                    any = true
                     oldest = min(oldest, slot.pointee.oldestUnmap.load(ordering: .relaxed))
-                    taken.append(contentsOf: UnsafeBufferPointer(start: slot.pointee.pending, count: count))
-                    slot.pointee.pendingCount.store(0, ordering: .relaxed)
                 }
-                slot.pointee.unlock()
             }
-            guard !taken.isEmpty else { return }
-            // Until this returns, a device may still reach every taken range through its IOTLB.
+            guard any else { return }
+            // Until this returns, a device may still reach every queued range through its IOTLB.
             domain.flushAll()
             let now = MonotonicClock.now()
-            window.record(ranges: taken.count, bytes: taken.reduce(0) { $0 + $1.size },
-                          nanoseconds: now &- oldest, byTimeout: byTimeout)
-            for entry in taken { try? allocator.free(address: entry.iova, size: entry.size) }
+            var ranges = 0
+            var bytes: UInt64 = 0
+            for slot in slots {
+                slot.pointee.consumeToFlushEnd { entry in
+                    ranges += 1
+                    bytes &+= entry.size
+                    // Each range was queued once, by the unmap that cleared its page-table entries.
+                    try? allocator.freeExclusively(address: entry.iova, size: entry.size)
+                }
+            }
+            window.record(ranges: ranges, bytes: bytes, nanoseconds: now &- oldest, byTimeout: byTimeout)
         }
     }
 }

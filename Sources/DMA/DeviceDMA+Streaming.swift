@@ -159,16 +159,24 @@ extension DeviceDMA {
     @inline(__always)
     func unmapOnePage(_ busAddress: IOVirtualAddress, size: UInt64, state: DMADomainState) throws(DMAError) {
         let iova = busAddress.value & ~state.granuleMask
-        switch state.ledger.release(iova: iova, granules: 1) {
-        case .released: break
-        case .notMapped: throw .notMapped(busAddress: busAddress.value)
-        case let .mismatch(mapped):
-            throw .sizeMismatch(busAddress: busAddress.value, mapped: mapped * state.granule, given: size)
-        }
         var gather = IOTLBGather()
         let domain = state.domainReference
-        guard domain._withUnsafeGuaranteedRef({ $0.unmapGranule(iova: iova, gather: &gather) }) != nil else {
-            throw .notMapped(busAddress: busAddress.value)
+        if let entry = state.ledger.singleGranuleEntry(iova: iova) {
+            // Clearing the page-table entry is atomic: of two racing unmaps, one finds it gone.
+            guard domain._withUnsafeGuaranteedRef({ $0.unmapGranule(iova: iova, gather: &gather) }) != nil else {
+                throw .notMapped(busAddress: busAddress.value)
+            }
+            state.ledger.clear(entry)
+        } else {
+            switch state.ledger.release(iova: iova, granules: 1) {
+            case .released: break
+            case .notMapped: throw .notMapped(busAddress: busAddress.value)
+            case let .mismatch(mapped):
+                throw .sizeMismatch(busAddress: busAddress.value, mapped: mapped * state.granule, given: size)
+            }
+            guard domain._withUnsafeGuaranteedRef({ $0.unmapGranule(iova: iova, gather: &gather) }) != nil else {
+                throw .notMapped(busAddress: busAddress.value)
+            }
         }
         let slot = slots.current
         slot.pointee.bump(slot.pointee.unmaps, by: 1)
@@ -176,7 +184,8 @@ extension DeviceDMA {
             state.deferUnmap(iova: iova, size: state.granule, slot: slot, capacity: slots.queueCapacity)
         } else {
             domain._withUnsafeGuaranteedRef { $0.flush(gather) }
-            do { try state.allocator.free(address: iova, size: state.granule) } catch { throw .allocator(error) }
+            // This unmap cleared the page-table entry, so no other call frees this range.
+            do { try state.allocator.freeExclusively(address: iova, size: state.granule) } catch { throw .allocator(error) }
         }
     }
 

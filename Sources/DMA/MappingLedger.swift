@@ -9,44 +9,48 @@ import Synchronization
 /// lets unmap refuse an unknown address, a wrong size or a second unmap
 /// without a lock or a page-table walk.
 ///
-/// One byte per granule in a lazily built three-level radix table: 0 = no
-/// mapping starts here, 1...254 = a live mapping of that many granules,
+/// One byte per granule in a lazily built two-level radix table (a directory
+/// of at most 2^20 leaves of 2^leafShift bytes, 64 KiB up to 2^36 granules):
+/// 0 = no mapping starts here, 1...254 = a live mapping of that many granules,
 /// ``largeMarker`` = a live mapping whose size sits in ``largeSizes``.
 /// Map publishes the byte with a release store (the IOVA is private to the
 /// mapping thread until it returns); unmap clears it with one
-/// compare-and-swap, so of two racing unmaps exactly one wins.
+/// compare-and-swap, so of two racing unmaps exactly one wins — except on the
+/// single-page path, where clearing the page-table entry is that arbiter.
 final class MappingLedger: Sendable {
     static let largeMarker: UInt8 = 0xFF
     private let shift: UInt64
     private let firstPfn: UInt64
-    private let topEntries: Int
-    nonisolated(unsafe) private let top: UnsafeMutableRawPointer
+    private let leafShift: UInt64
+    private let directoryEntries: UInt64
+    nonisolated(unsafe) private let directory: UnsafeMutablePointer<UInt64>
     private let growth = HostLock<[UnsafeMutableRawPointer]>([])
     private let largeSizes = HostLock<[UInt64: UInt64]>([:])
 
     init(granule: UInt64, space: ClosedRange<UInt64>) {
         shift = UInt64(granule.trailingZeroBitCount)
         firstPfn = space.lowerBound >> shift
-        let granules = (space.upperBound >> shift) - firstPfn
-        topEntries = Int((granules >> 32) + 1)
-        top = calloc(topEntries, 8)!
+        let granules = (space.upperBound >> shift) - firstPfn  // count minus one
+        let bits = UInt64(64 - granules.leadingZeroBitCount)
+        leafShift = max(16, bits > 20 ? bits - 20 : 0)
+        directoryEntries = (granules >> leafShift) + 1
+        directory = calloc(Int(directoryEntries), 8)!.bindMemory(to: UInt64.self, capacity: Int(directoryEntries))
     }
 
     deinit {
         for block in growth.withLock({ $0 }) { free(block) }
-        free(top)
+        free(directory)
     }
 
     @inline(__always)
     private func byte(_ pfn: UInt64) -> UnsafeMutablePointer<Atomic<UInt8>>? {
         let relative = pfn &- firstPfn
-        let index = Int(truncatingIfNeeded: relative >> 32)
-        guard index < topEntries else { return nil }
-        let middle = csupport_load64_acquire(top + index * 8)
-        guard middle != 0, let middlePointer = UnsafeMutableRawPointer(bitPattern: UInt(middle)) else { return nil }
-        let leaf = csupport_load64_acquire(middlePointer + Int((relative >> 16) & 0xFFFF) * 8)
-        guard leaf != 0, let leafPointer = UnsafeMutablePointer<Atomic<UInt8>>(bitPattern: UInt(leaf)) else { return nil }
-        return leafPointer + Int(relative & 0xFFFF)
+        let index = relative &>> leafShift
+        guard index < directoryEntries else { return nil }
+        let leaf = csupport_load64_acquire(directory + Int(truncatingIfNeeded: index))
+        guard leaf != 0 else { return nil }
+        let offset = relative & ((1 &<< leafShift) &- 1)
+        return UnsafeMutablePointer<Atomic<UInt8>>(bitPattern: UInt(leaf)).unsafelyUnwrapped + Int(truncatingIfNeeded: offset)
     }
 
     @inline(never)
@@ -54,22 +58,28 @@ final class MappingLedger: Sendable {
         growth.withLock { blocks in
             if let existing = byte(pfn) { return existing }
             let relative = pfn &- firstPfn
-            let index = Int(truncatingIfNeeded: relative >> 32)
-            guard index < topEntries else { return nil }
-            var middle = csupport_load64_acquire(top + index * 8)
-            if middle == 0 {
-                guard let fresh = calloc(1 << 16, 8) else { return nil }
-                blocks.append(fresh)
-                middle = UInt64(UInt(bitPattern: fresh))
-                csupport_store64_release(top + index * 8, middle)
-            }
-            guard let middlePointer = UnsafeMutableRawPointer(bitPattern: UInt(middle)),
-                  let leaf = calloc(1 << 16, 1) else { return nil }
+            let index = relative >> leafShift
+            guard index < directoryEntries else { return nil }
+            // Leaves beyond 64 KiB (spaces over 2^36 granules) come from calloc's fresh
+            // mappings: only the pages holding live mappings' bytes cost memory.
+            guard let leaf = calloc(1 << Int(leafShift), 1) else { return nil }
             blocks.append(leaf)
-            csupport_store64_release(middlePointer + Int((relative >> 16) & 0xFFFF) * 8, UInt64(UInt(bitPattern: leaf)))
-            return leaf.bindMemory(to: Atomic<UInt8>.self, capacity: 1 << 16) + Int(relative & 0xFFFF)
+            csupport_store64_release(directory + Int(index), UInt64(UInt(bitPattern: leaf)))
+            return byte(pfn)
         }
     }
+
+    /// The ledger byte of a live single-granule mapping starting at `iova`, nil for anything else.
+    @inline(__always)
+    func singleGranuleEntry(iova: UInt64) -> UnsafeMutablePointer<Atomic<UInt8>>? {
+        guard let entry = byte(iova >> shift), entry.pointee.load(ordering: .relaxed) == 1 else { return nil }
+        return entry
+    }
+
+    /// Ends a single-granule mapping whose page-table entry the caller has just cleared (that
+    /// clearing decided which of two racing unmaps won).
+    @inline(__always)
+    func clear(_ entry: UnsafeMutablePointer<Atomic<UInt8>>) { entry.pointee.store(0, ordering: .releasing) }
 
     /// Records a fresh mapping of `granules` granules at `iova`.
     @inline(__always)

@@ -7,36 +7,69 @@ import Synchronization
 
 /// One thread's share of one device's DMA bookkeeping: its counters and its
 /// part of the lazy flush queue (Linux keeps both per CPU). The owning thread
-/// updates the counters with plain relaxed stores (it is their only writer)
-/// and takes `queueLock` only to queue an unmap; flushers from any thread
-/// take the same lock to empty the queue.
+/// updates the counters with plain relaxed stores (it is their only writer).
+///
+/// The queue is a single-producer ring: only the owning thread appends (and
+/// publishes `tail` with a release store), only a flusher holding its domain's
+/// flush lock consumes (and publishes `head`). Queuing an unmap therefore costs
+/// no atomic read-modify-write, which is most of what a lazy unmap saves.
 struct ThreadSlot: ~Copyable {
     let maps = Atomic<UInt64>(0)
     let unmaps = Atomic<UInt64>(0)
     let bytes = Atomic<UInt64>(0)
-    let queueLock = Atomic<Bool>(false)
-    /// Queued ranges; written only while `queueLock` is held (relaxed: the lock orders them).
-    let pendingCount = Atomic<Int>(0)
-    /// When the oldest queued range was unmapped (monotonic ns), under `queueLock`.
+    /// Ranges queued so far (written by the owner) and consumed so far (written by flushers).
+    let tail = Atomic<Int>(0)
+    let head = Atomic<Int>(0)
+    /// When the queue last went from empty to non-empty (monotonic ns). A range queued while a
+    /// flush is emptying the ring may inherit an earlier time: it is then flushed early, never late.
     let oldestUnmap = Atomic<UInt64>(0)
+    /// Where the flush in progress stops (written and read under the domain's flush lock).
+    let flushEnd = Atomic<Int>(0)
     let pending: UnsafeMutablePointer<PendingUnmap>
+    /// Ring size minus one (the ring holds a power of two ≥ the queue capacity).
+    let ringMask: Int
 
-    init(capacity: Int) { pending = .allocate(capacity: capacity) }
+    init(capacity: Int) {
+        let ring = 1 << (Int.bitWidth - (max(1, capacity) - 1).leadingZeroBitCount)
+        pending = .allocate(capacity: ring)
+        ringMask = ring - 1
+    }
 
     /// Adds to a counter this thread alone writes: a plain load and store, no read-modify-write.
     @inline(__always) func bump(_ counter: borrowing Atomic<UInt64>, by amount: UInt64) {
         counter.store(counter.load(ordering: .relaxed) &+ amount, ordering: .relaxed)
     }
 
-    @inline(__always) func lock() {
-        var spins = 0
-        while !queueLock.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
-            spins += 1
-            if spins & 63 == 0 { sched_yield() }
-        }
+    /// Owner only: appends a range; returns how many ranges are now queued.
+    @inline(__always) func enqueue(_ entry: PendingUnmap) -> Int {
+        let end = tail.load(ordering: .relaxed)
+        let start = head.load(ordering: .acquiring)
+        if end == start { oldestUnmap.store(MonotonicClock.now(), ordering: .relaxed) }
+        pending[end & ringMask] = entry
+        tail.store(end &+ 1, ordering: .releasing)
+        return end &+ 1 &- start
     }
 
-    @inline(__always) func unlock() { queueLock.store(false, ordering: .releasing) }
+    /// Flusher only (under the domain's flush lock): fixes how far the next consume may go —
+    /// the ranges queued before the invalidation that will cover them. Returns that end.
+    func markFlushEnd() -> Int {
+        let end = tail.load(ordering: .acquiring)
+        flushEnd.store(end, ordering: .relaxed)
+        return end
+    }
+
+    /// Flusher only (under the domain's flush lock, after the invalidation): hands each range
+    /// up to the marked end to `body` and releases their ring entries.
+    @inline(__always)
+    func consumeToFlushEnd(_ body: (PendingUnmap) -> Void) {
+        let end = flushEnd.load(ordering: .relaxed)
+        var index = head.load(ordering: .relaxed)
+        while index != end { body(pending[index & ringMask]); index &+= 1 }
+        head.store(end, ordering: .releasing)
+    }
+
+    /// Ranges queued and not yet consumed (a snapshot).
+    var queued: Int { tail.load(ordering: .acquiring) &- head.load(ordering: .acquiring) }
 }
 
 /// A slot pointer that may cross threads: the slot's own lock and atomics guard its contents.

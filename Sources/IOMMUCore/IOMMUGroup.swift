@@ -15,7 +15,7 @@ public final class IOMMUGroup: Sendable, CustomStringConvertible {
     }
     let state = Mutex(State())
     let generation = Atomic<UInt64>(0)
-    let claimed = Atomic<Bool>(false)
+    @usableFromInline let claimed = Atomic<Bool>(false)
 
     init(identifier: Int, key: String, driver: any IOMMUDriver) {
         self.identifier = identifier
@@ -35,7 +35,7 @@ public final class IOMMUGroup: Sendable, CustomStringConvertible {
     /// cached the domain can notice with one atomic load instead of a lock.
     public var attachmentGeneration: UInt64 { generation.load(ordering: .acquiring) }
     /// Whether a user other than the DMA layer owns the group now; one atomic load.
-    public var isClaimed: Bool { claimed.load(ordering: .acquiring) }
+    @inlinable public var isClaimed: Bool { claimed.load(ordering: .acquiring) }
 
     public var description: String { "group \(identifier) (\(key))" }
 }

@@ -197,23 +197,38 @@ public final class IOVAAllocator: Sendable {
     ///   otherwise (never allocated, already freed, cached). Nothing changes when it throws.
     @inlinable @inline(__always)
     public func free(address: UInt64, size: UInt64) throws(IOVAError) {
-        if !cachedFree(address: address, size: size) { try freeGeneral(address: address, size: size) }
+        if !cachedFree(address: address, size: size, exclusive: false) { try freeGeneral(address: address, size: size) }
+    }
+
+    /// ``free(address:size:)`` for a caller that already guarantees no other thread frees the
+    /// same block at the same time (the DMA layer: clearing the page-table entry decided which
+    /// unmap owns the range). The same validation, with a plain store where `free` needs a
+    /// compare-and-swap against a racing second free.
+    /// - Throws: what ``free(address:size:)`` throws. Nothing changes when it throws.
+    @inlinable @inline(__always)
+    public func freeExclusively(address: UInt64, size: UInt64) throws(IOVAError) {
+        if !cachedFree(address: address, size: size, exclusive: true) { try freeGeneral(address: address, size: size) }
     }
 
     /// The fast path, inlined into callers: a live cache-managed block of exactly this size
     /// goes onto this thread's loaded magazine. Any doubt (an address outside the space finds
     /// no live-table byte or a zero one) returns false, and the general path decides and reports.
     @inlinable @inline(__always)
-    func cachedFree(address: UInt64, size: UInt64) -> Bool {
+    func cachedFree(address: UInt64, size: UInt64, exclusive: Bool) -> Bool {
         let sizeMinusOne = size &- 1
         guard sizeMinusOne < fastSizeBound, address & mask == 0 else { return false }
         let pfn = address &>> shift
         guard let slot = live.slot(pfn) else { return false }
         let index = Int(truncatingIfNeeded: sizeMinusOne &>> shift)
-        // Live with exactly this size → cached, in one step: of two racing frees one wins.
-        guard slot.pointee.compareExchange(expected: UInt8(truncatingIfNeeded: index &+ 1),
-                                           desired: LiveTable.cachedMarker,
-                                           ordering: .acquiringAndReleasing).exchanged else { return false }
+        let live = UInt8(truncatingIfNeeded: index &+ 1)
+        if exclusive {
+            guard slot.pointee.load(ordering: .acquiring) == live else { return false }
+            slot.pointee.store(LiveTable.cachedMarker, ordering: .releasing)
+        } else {
+            // Live with exactly this size → cached, in one step: of two racing frees one wins.
+            guard slot.pointee.compareExchange(expected: live, desired: LiveTable.cachedMarker,
+                                               ordering: .acquiringAndReleasing).exchanged else { return false }
+        }
         let cache = fastCache() ?? attachThreadCache()
         cache.pointee.enter()
         var loaded = cache.pointee.loadedBySize[index].pointee

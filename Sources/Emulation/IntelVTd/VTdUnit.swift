@@ -12,7 +12,7 @@ public final class VTdUnit: TranslationUnit, Sendable {
     public let name: String
     public let memory: PhysicalMemory
     public let configuration: VTdUnitConfiguration
-    let state: HostLock<State>
+    let state: SpinLock<State>
     private let faultInterrupt = InterruptLine()
     private let interruptServicing = Atomic<Bool>(false)
     private let interruptMissed = Atomic<Bool>(false)
@@ -57,7 +57,7 @@ public final class VTdUnit: TranslationUnit, Sendable {
         self.name = name
         self.memory = memory
         self.configuration = configuration
-        state = HostLock(State(iotlb: TranslationCache(sets: configuration.iotlbSets, ways: configuration.iotlbWays),
+        state = SpinLock(State(iotlb: TranslationCache(sets: configuration.iotlbSets, ways: configuration.iotlbWays),
                             faults: VTdFaultRecorder(count: configuration.faultRecordCount)))
     }
 
