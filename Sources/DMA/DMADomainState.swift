@@ -24,7 +24,6 @@ final class DMADomainState: Sendable {
     private let reservedFor = HostLock<Set<PCIAddress>>([])
     /// Every thread slot (of every device in the domain) whose queue a flush must empty.
     private let queues = HostLock<[SlotReference]>([])
-    private let flushLock = HostLock<Void>(())
     let window = LazyWindowCounters()
     /// Doorbell page → bus address inside the software-MSI window.
     let msiPages = HostLock<[UInt64: UInt64]>([:])
@@ -92,7 +91,7 @@ final class DMADomainState: Sendable {
     /// queue is full, one domain-wide invalidation makes its ranges reusable.
     @inline(__always)
     func deferUnmap(iova: UInt64, size: UInt64, slot: UnsafeMutablePointer<ThreadSlot>, capacity: Int) {
-        if slot.pointee.enqueue(PendingUnmap(iova: iova, size: size)) >= capacity { flush(slots: [slot]) }
+        if slot.pointee.enqueue(PendingUnmap(iova: iova, size: size)) >= capacity { flushOwn(slot) }
     }
 
     /// Invalidates the whole domain once, then frees every queued range.
@@ -111,7 +110,8 @@ final class DMADomainState: Sendable {
                 // A range queued after `now` was taken is not late, however the subtraction wraps.
                 return now >= oldest && now - oldest >= timeout
             }
-            if !expired.isEmpty { flush(slots: expired, byTimeout: true) }
+            // A ring some other flusher is emptying right now is skipped, not waited for.
+            if !expired.isEmpty { flush(slots: expired, byTimeout: true, skippingBusy: true) }
         }
     }
 
@@ -121,33 +121,66 @@ final class DMADomainState: Sendable {
         }
     }
 
-    private func flush(slots: [UnsafeMutablePointer<ThreadSlot>], byTimeout: Bool = false) {
-        flushLock.withLock { _ in
-            // Only ranges queued before the invalidation may be freed by it: fix each ring's end first.
-            var oldest = UInt64.max
-            var any = false
-            for slot in slots {
-                let end = slot.pointee.markFlushEnd()
-                if end != slot.pointee.head.load(ordering: .relaxed) {
-                    any = true
-                    oldest = min(oldest, slot.pointee.oldestUnmap.load(ordering: .relaxed))
-                }
+    /// The calling thread's own ring is full: one domain-wide invalidation, then its ranges are freed.
+    private func flushOwn(_ slot: UnsafeMutablePointer<ThreadSlot>) {
+        slot.pointee.lockConsumer()
+        defer { slot.pointee.unlockConsumer() }
+        let end = slot.pointee.markFlushEnd()
+        guard end != slot.pointee.head.load(ordering: .relaxed) else { return }
+        let oldest = slot.pointee.oldestUnmap.load(ordering: .relaxed)
+        // Until this returns, a device may still reach every queued range through its IOTLB.
+        domain.flushAll()
+        let now = MonotonicClock.now()
+        let (ranges, bytes) = release(slot)
+        window.record(ranges: ranges, bytes: bytes, nanoseconds: now &- oldest, byTimeout: false)
+    }
+
+    /// Empties several rings with one invalidation.
+    private func flush(slots: [UnsafeMutablePointer<ThreadSlot>], byTimeout: Bool = false, skippingBusy: Bool = false) {
+        // Holding every consumer lock at once cannot deadlock: an owner holds only its own, and
+        // the timer, the only other holder of several, never waits.
+        var held: [UnsafeMutablePointer<ThreadSlot>] = []
+        held.reserveCapacity(slots.count)
+        for slot in slots {
+            if skippingBusy {
+                guard slot.pointee.tryLockConsumer() else { continue }
+            } else {
+                slot.pointee.lockConsumer()
             }
-            guard any else { return }
-            // Until this returns, a device may still reach every queued range through its IOTLB.
-            domain.flushAll()
-            let now = MonotonicClock.now()
-            var ranges = 0
-            var bytes: UInt64 = 0
-            for slot in slots {
-                slot.pointee.consumeToFlushEnd { entry in
-                    ranges += 1
-                    bytes &+= entry.size
-                    // Each range was queued once, by the unmap that cleared its page-table entries.
-                    try? allocator.freeExclusively(address: entry.iova, size: entry.size)
-                }
-            }
-            window.record(ranges: ranges, bytes: bytes, nanoseconds: now &- oldest, byTimeout: byTimeout)
+            held.append(slot)
         }
+        defer { for slot in held { slot.pointee.unlockConsumer() } }
+        // Only ranges queued before the invalidation may be freed by it: fix each ring's end first.
+        var oldest = UInt64.max
+        var any = false
+        for slot in held where slot.pointee.markFlushEnd() != slot.pointee.head.load(ordering: .relaxed) {
+            any = true
+            oldest = min(oldest, slot.pointee.oldestUnmap.load(ordering: .relaxed))
+        }
+        guard any else { return }
+        domain.flushAll()
+        let now = MonotonicClock.now()
+        var ranges = 0
+        var bytes: UInt64 = 0
+        for slot in held {
+            let released = release(slot)
+            ranges += released.ranges
+            bytes &+= released.bytes
+        }
+        window.record(ranges: ranges, bytes: bytes, nanoseconds: now &- oldest, byTimeout: byTimeout)
+    }
+
+    /// Frees the ranges of a ring up to its marked end (its consumer lock held, the invalidation done).
+    @inline(__always)
+    private func release(_ slot: UnsafeMutablePointer<ThreadSlot>) -> (ranges: Int, bytes: UInt64) {
+        var ranges = 0
+        var bytes: UInt64 = 0
+        slot.pointee.consumeToFlushEnd { entry in
+            ranges += 1
+            bytes &+= entry.size
+            // Each range was queued once, by the unmap that cleared its page-table entries.
+            try? allocator.freeExclusively(address: entry.iova, size: entry.size)
+        }
+        return (ranges, bytes)
     }
 }

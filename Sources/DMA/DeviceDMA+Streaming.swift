@@ -37,7 +37,7 @@ extension DeviceDMA {
         catch { throw .addressSpaceExhausted(error) }
         let failure = state.domainReference._withUnsafeGuaranteedRef { domain -> IOMMUError? in
             do throws(IOMMUError) {
-                try domain.mapGranule(iova: iova, physical: physical.value &- offset, permissions: direction.devicePermissions)
+                try domain.mapOwnedGranule(iova: iova, physical: physical.value &- offset, permissions: direction.devicePermissions)
             } catch { return error }
             return nil
         }
@@ -99,7 +99,7 @@ extension DeviceDMA {
         catch { throw .addressSpaceExhausted(error) }
         do {
             if span == granule {
-                try state.domain.mapGranule(iova: iova, physical: physical.value - offset, permissions: permissions)
+                try state.domain.mapOwnedGranule(iova: iova, physical: physical.value - offset, permissions: permissions)
             } else if state.onlyGranulesFit(span) {
                 try mapGranules(iova: iova, physical: physical.value - offset, span: span, permissions: permissions, in: state)
             } else {
@@ -122,7 +122,7 @@ extension DeviceDMA {
         var done: UInt64 = 0
         do {
             while done < span {
-                try state.domain.mapGranule(iova: iova + done, physical: physical + done, permissions: permissions)
+                try state.domain.mapOwnedGranule(iova: iova + done, physical: physical + done, permissions: permissions)
                 done += state.granule
             }
         } catch {

@@ -50,7 +50,11 @@ final class MappingLedger: Sendable {
         let leaf = csupport_load64_acquire(directory + Int(truncatingIfNeeded: index))
         guard leaf != 0 else { return nil }
         let offset = relative & ((1 &<< leafShift) &- 1)
-        return UnsafeMutablePointer<Atomic<UInt8>>(bitPattern: UInt(leaf)).unsafelyUnwrapped + Int(truncatingIfNeeded: offset)
+        // Granules up to 1024 apart get bytes on different cache lines: threads map neighbouring
+        // IOVAs, and their unmaps would otherwise fight over one line.
+        let low = UInt16(truncatingIfNeeded: offset)
+        let spread = (offset & ~0xFFFF) | UInt64((low &<< 6) | (low &>> 10))
+        return UnsafeMutablePointer<Atomic<UInt8>>(bitPattern: UInt(leaf)).unsafelyUnwrapped + Int(truncatingIfNeeded: spread)
     }
 
     @inline(never)

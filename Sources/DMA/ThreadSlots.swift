@@ -10,8 +10,8 @@ import Synchronization
 /// updates the counters with plain relaxed stores (it is their only writer).
 ///
 /// The queue is a single-producer ring: only the owning thread appends (and
-/// publishes `tail` with a release store), only a flusher holding its domain's
-/// flush lock consumes (and publishes `head`). Queuing an unmap therefore costs
+/// publishes `tail` with a release store), only a flusher holding `consumer`
+/// consumes (and publishes `head`). Queuing an unmap therefore costs
 /// no atomic read-modify-write, which is most of what a lazy unmap saves.
 struct ThreadSlot: ~Copyable {
     let maps = Atomic<UInt64>(0)
@@ -23,7 +23,11 @@ struct ThreadSlot: ~Copyable {
     /// When the queue last went from empty to non-empty (monotonic ns). A range queued while a
     /// flush is emptying the ring may inherit an earlier time: it is then flushed early, never late.
     let oldestUnmap = Atomic<UInt64>(0)
-    /// Where the flush in progress stops (written and read under the domain's flush lock).
+    /// Held by whoever consumes the ring (its owner when the ring is full, the flush timer,
+    /// a device leaving): one consumer at a time, and flushes of different threads' rings
+    /// never wait for each other.
+    let consumer = Atomic<Bool>(false)
+    /// Where the flush in progress stops (written and read by the consumer).
     let flushEnd = Atomic<Int>(0)
     let pending: UnsafeMutablePointer<PendingUnmap>
     /// Ring size minus one (the ring holds a power of two ≥ the queue capacity).
@@ -50,7 +54,25 @@ struct ThreadSlot: ~Copyable {
         return end &+ 1 &- start
     }
 
-    /// Flusher only (under the domain's flush lock): fixes how far the next consume may go —
+    /// Takes the consumer side, waiting for a flusher that holds it.
+    func lockConsumer() {
+        while !tryLockConsumer() {
+            var spins = 0
+            while consumer.load(ordering: .relaxed) {
+                spins &+= 1
+                if spins & 1023 == 0 { sched_yield() } else { csupport_spin_hint() }
+            }
+        }
+    }
+
+    /// Takes the consumer side if no flusher holds it.
+    func tryLockConsumer() -> Bool {
+        consumer.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
+    }
+
+    func unlockConsumer() { consumer.store(false, ordering: .releasing) }
+
+    /// Consumer only: fixes how far the next consume may go —
     /// the ranges queued before the invalidation that will cover them. Returns that end.
     func markFlushEnd() -> Int {
         let end = tail.load(ordering: .acquiring)
@@ -58,7 +80,7 @@ struct ThreadSlot: ~Copyable {
         return end
     }
 
-    /// Flusher only (under the domain's flush lock, after the invalidation): hands each range
+    /// Consumer only, after the invalidation: hands each range
     /// up to the marked end to `body` and releases their ring entries.
     @inline(__always)
     func consumeToFlushEnd(_ body: (PendingUnmap) -> Void) {
@@ -103,7 +125,7 @@ final class ThreadSlotRegistry: Sendable {
         for slot in slots.withLock({ $0 }).map(\.pointer) {
             slot.pointee.pending.deallocate()
             slot.deinitialize(count: 1)
-            slot.deallocate()
+            UnsafeMutableRawPointer(slot).deallocate()
         }
     }
 
@@ -123,8 +145,12 @@ final class ThreadSlotRegistry: Sendable {
         return ThreadSlotDirectory.find(self)
     }
 
+    static let slotBytes = (MemoryLayout<ThreadSlot>.stride + 127) & ~127
+
     func makeSlot() -> UnsafeMutablePointer<ThreadSlot> {
-        let slot = UnsafeMutablePointer<ThreadSlot>.allocate(capacity: 1)
+        // Cache-line aligned and padded: two threads' slots never share a line.
+        let slot = UnsafeMutableRawPointer.allocate(byteCount: Self.slotBytes, alignment: 128)
+            .bindMemory(to: ThreadSlot.self, capacity: 1)
         slot.initialize(to: ThreadSlot(capacity: queueCapacity))
         slots.withLock { $0.append(SlotReference(pointer: slot)) }
         onCreate(slot)

@@ -1,3 +1,4 @@
+import CSupport
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -8,7 +9,7 @@ import Glibc
 /// lock for a few hundred instructions per register write or translation,
 /// where a POSIX mutex's second atomic (its unlock) and call overhead were a
 /// sixth of a strict unmap. Waiters spin on a plain load and yield the CPU
-/// every 64 rounds, so a preempted holder costs time, never progress.
+/// every 1024 rounds, so a preempted holder costs time, never progress.
 /// ThreadSanitizer sees the acquire and release, so races stay checkable.
 public final class SpinLock<Value>: @unchecked Sendable {
     private let word = Atomic<UInt32>(0)
@@ -39,7 +40,7 @@ public final class SpinLock<Value>: @unchecked Sendable {
         repeat {
             while word.load(ordering: .relaxed) != 0 {
                 rounds &+= 1
-                if rounds & 63 == 0 { sched_yield() }
+                if rounds & 1023 == 0 { sched_yield() } else { csupport_spin_hint() }
             }
         } while !word.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged
     }

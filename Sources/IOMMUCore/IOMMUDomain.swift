@@ -73,6 +73,17 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
                 permissions: permissions)
     }
 
+    /// ``mapGranule(iova:physical:permissions:)`` for a caller that owns `iova` exclusively
+    /// until it unmaps it (the DMA layer: its IOVA allocator hands each range to one mapping).
+    /// A driver may then install the entry with a plain check-and-store instead of an atomic
+    /// compare-and-swap, as Linux's VT-d driver uses a CPU-local cmpxchg: an entry already
+    /// present is still refused, but two callers racing on one IOVA are not told apart.
+    /// The default is ``mapGranule(iova:physical:permissions:)``.
+    /// - Throws: as ``mapGranule(iova:physical:permissions:)``.
+    open func mapOwnedGranule(iova: UInt64, physical: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
+        try mapGranule(iova: iova, physical: physical, permissions: permissions)
+    }
+
     /// Unmaps the smallest-size page at `iova`, adding it to `gather`; returns
     /// the physical page it mapped, or nil (changing nothing) when no page of
     /// that size is mapped there. Overridden by drivers together with ``mapGranule(iova:physical:permissions:)``.

@@ -6,12 +6,15 @@ import Emulation
 /// and ``VTdSecondLevelTable/unmap(iova:pageSize:)``, but walking the levels
 /// with raw atomic loads and no intermediate errors or optionals.
 extension VTdSecondLevelTable {
-    /// Maps one 4 KiB page.
+    /// Maps one 4 KiB page. With `exclusive` the caller owns `iova` until it unmaps it, and the
+    /// entry is installed with a check and a store rather than a compare-and-swap (Linux's VT-d
+    /// driver uses a CPU-local cmpxchg there): a present entry is still refused.
     /// - Throws: ``PageTableError/misaligned(iova:physical:pageSize:)``, ``PageTableError/beyondAddressWidth(iova:bits:)``,
     ///   ``PageTableError/physicalTooWide(physical:bits:)``, ``PageTableError/noPermissions``,
     ///   ``PageTableError/alreadyMapped(iova:)``, ``PageTableError/memory(_:)``.
     @inline(__always)
-    public func map4K(iova: UInt64, physical: UInt64, permissions: AccessPermissions) throws(PageTableError) {
+    public func map4K(iova: UInt64, physical: UInt64, permissions: AccessPermissions,
+                      exclusive: Bool = false) throws(PageTableError) {
         guard (iova | physical) & 0xFFF == 0 else {
             throw .misaligned(iova: iova, physical: physical, pageSize: PageSize.size4K)
         }
@@ -26,7 +29,13 @@ extension VTdSecondLevelTable {
         let slot = table &+ ((iova >> 9) & 0xFF8)
         guard slot <= limit else { throw .memory(.outOfRange(address: slot, count: 8, memorySize: memory.size)) }
         let leaf = Self.leafEntry(physical: physical, pageSize: PageSize.size4K, permissions: permissions)
-        guard csupport_cas64(memoryBase + Int(slot), 0, leaf) == 0 else { throw .alreadyMapped(iova: iova) }
+        let entry = memoryBase + Int(slot)
+        if exclusive {
+            guard csupport_load64_relaxed(entry) == 0 else { throw .alreadyMapped(iova: iova) }
+            csupport_store64_release(entry, leaf)
+        } else {
+            guard csupport_cas64(entry, 0, leaf) == 0 else { throw .alreadyMapped(iova: iova) }
+        }
     }
 
     /// Walks (creating levels) down to the level-1 table covering `iova` and remembers it.

@@ -65,4 +65,15 @@ static inline csupport_dma_thread_entry *csupport_dma_thread_entry_pointer(void)
     return &csupport_dma_thread_current;
 }
 
+// Tells the CPU a spin-wait is in progress (x86 PAUSE, Arm YIELD): the waiting
+// core backs off the lock's cache line and yields pipeline resources to the
+// sibling thread that holds it.
+static inline void csupport_spin_hint(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 #endif

@@ -35,10 +35,12 @@ extension VTdUnit {
                 break // no device has an ATC in this model
             case VTdDescriptor.waitType:
                 if low & VTdDescriptor.waitStatusWrite != 0 {
-                    let statusAddress = PhysicalAddress(high & ~3)
-                    if let pointer = try? memory.pointer(to: statusAddress, count: 4) {
-                        pointer.storeBytes(of: UInt32(truncatingIfNeeded: low >> 32).littleEndian, as: UInt32.self)
+                    let statusAddress = high & ~3
+                    if statusAddress != state.waitStatusAddress {
+                        state.waitStatusPointer = try? memory.pointer(to: PhysicalAddress(statusAddress), count: 4)
+                        state.waitStatusAddress = statusAddress
                     }
+                    state.waitStatusPointer?.storeBytes(of: UInt32(truncatingIfNeeded: low >> 32).littleEndian, as: UInt32.self)
                 }
                 state.invalidationWaitComplete = true
             default:

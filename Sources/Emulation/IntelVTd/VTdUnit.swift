@@ -41,6 +41,10 @@ public final class VTdUnit: TranslationUnit, Sendable {
         /// queue lies outside memory: then the first fetch fails as it would on hardware).
         var queueRing: UnsafeMutableRawPointer?
         var invalidationWaitComplete = false
+        /// The status word the last wait descriptor wrote, and its CPU view: a driver reuses
+        /// one, so the bounds check runs once, not on every strict unmap.
+        var waitStatusAddress: UInt64 = .max
+        var waitStatusPointer: UnsafeMutableRawPointer?
         var iotlbAddressRegister: UInt64 = 0
         var iotlb: TranslationCache
         var contexts: [UInt16: CachedContext] = [:]
@@ -102,6 +106,14 @@ public final class VTdUnit: TranslationUnit, Sendable {
 
     /// Writes a register. Writes to read-only or unknown offsets are ignored.
     public func writeRegister(_ offset: Int, _ value: UInt64) {
+        if offset == VTdRegister.invalidationQueueTail {
+            // Every strict unmap lands here: straight to the queue, past the decoding below.
+            state.withLock { state in
+                state.queueTail = Int((value >> 4) & 0x7FFF)
+                processInvalidationQueue(&state)
+            }
+            return
+        }
         let raiseInterrupt: Bool = state.withLock { state in
             switch offset {
             case VTdRegister.globalCommand: globalCommand(UInt32(truncatingIfNeeded: value), &state)

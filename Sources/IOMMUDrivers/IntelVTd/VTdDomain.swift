@@ -38,9 +38,21 @@ final class VTdDomain: IOMMUDomain, @unchecked Sendable {
     override func lookup(_ iova: UInt64) -> PageTableLookup? { table?.lookup(iova) }
 
     override func mapGranule(iova: UInt64, physical: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
+        try mapGranule(iova: iova, physical: physical, permissions: permissions, exclusive: false)
+    }
+
+    override func mapOwnedGranule(iova: UInt64, physical: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
+        try mapGranule(iova: iova, physical: physical, permissions: permissions, exclusive: true)
+    }
+
+    @inline(__always)
+    private func mapGranule(iova: UInt64, physical: UInt64, permissions: AccessPermissions,
+                            exclusive: Bool) throws(IOMMUError) {
         guard let tableReference else { throw .domainDoesNotTranslate(kind) }
         let failure = tableReference._withUnsafeGuaranteedRef { table -> PageTableError? in
-            do throws(PageTableError) { try table.map4K(iova: iova, physical: physical, permissions: permissions) } catch { return error }
+            do throws(PageTableError) {
+                try table.map4K(iova: iova, physical: physical, permissions: permissions, exclusive: exclusive)
+            } catch { return error }
             return nil
         }
         if let error = failure {

@@ -48,8 +48,11 @@ final class VTdInvalidationQueue: Sendable {
     private func lock() {
         var spins = 0
         while locked.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged == false {
-            spins += 1
-            if spins & 63 == 0 { sched_yield() }
+            // Wait on plain loads: a compare-and-swap per round would steal the line from the holder.
+            while locked.load(ordering: .relaxed) {
+                spins &+= 1
+                if spins & 1023 == 0 { sched_yield() } else { csupport_spin_hint() }
+            }
         }
     }
 
