@@ -98,7 +98,7 @@ extension DeviceDMA {
             let limit = min(coherentMask, state.domain.geometry.aperture.upperBound)
             let span = granules * granule
             let iova: UInt64
-            do { iova = try state.allocator.allocate(size: span, limit: limit, preferredLimit: preferredLimit(under: limit)) }
+            do { iova = try state.allocateIOVA(size: span, limit: limit, preferredLimit: preferredLimit(under: limit)) }
             catch { giveBack(); throw .addressSpaceExhausted(error) }
             for index in 0..<Int(granules) {
                 do {
@@ -109,7 +109,7 @@ extension DeviceDMA {
                     var gather = IOTLBGather()
                     if index > 0 { _ = try? state.domain.unmap(iova: IOVirtualAddress(iova), size: UInt64(index) * granule, gather: &gather) }
                     state.domain.flush(gather)
-                    try? state.allocator.free(address: iova, size: span)
+                    state.abandonIOVA(iova, size: span)
                     giveBack()
                     throw .iommu(error)
                 }
