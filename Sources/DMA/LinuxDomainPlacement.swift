@@ -25,12 +25,13 @@ final class LinuxDomainPlacement: Sendable {
         let context = DMACallContext.current
         let cpu = min(max(context?.cpu ?? 0, 0), cpus - 1)
         if let nanoseconds = context?.nanoseconds { return (cpu, nanoseconds, false) }
-        return (cpu, MonotonicClock.now(), true)
+        // Only a flush queue needs the time: a strict domain does not pay for a clock read.
+        return (cpu, flushQueue == nil ? 0 : MonotonicClock.now(), true)
     }
 
     /// Lets a due flush-queue timer fire before the domain is used at the caller's time.
     private func catchUp(_ time: (cpu: Int, nanoseconds: UInt64, onHostClock: Bool), in state: DMADomainState) {
-        flushQueue?.advance(to: time.nanoseconds, onHostClock: time.onHostClock, domain: state.domain,
+        flushQueue?.advance(to: time.nanoseconds, onHostClock: time.onHostClock, domain: state.domainReference,
                             allocator: allocator, window: state.window)
     }
 
@@ -55,7 +56,7 @@ final class LinuxDomainPlacement: Sendable {
         catchUp(time, in: state)
         if deferred, let flushQueue {
             flushQueue.enqueue(iova: iova, bytes: size, cpu: time.cpu, now: time.nanoseconds, onHostClock: time.onHostClock,
-                               domain: state.domain, allocator: allocator, window: state.window)
+                               domain: state.domainReference, allocator: allocator, window: state.window)
         } else {
             try allocator.free(address: iova, size: size, cpu: time.cpu)
         }
@@ -64,13 +65,13 @@ final class LinuxDomainPlacement: Sendable {
     /// Completes every queued invalidation now and frees the ranges on the caller's CPU.
     func drain(in state: DMADomainState) {
         let time = now
-        flushQueue?.drain(cpu: time.cpu, now: time.nanoseconds, domain: state.domain, allocator: allocator,
+        flushQueue?.drain(cpu: time.cpu, now: time.nanoseconds, domain: state.domainReference, allocator: allocator,
                           window: state.window)
     }
 
     /// The flush thread's tick: fires a timer armed on the host clock.
     func tick(hostNow: UInt64, in state: DMADomainState) {
-        flushQueue?.advance(to: hostNow, onHostClock: true, domain: state.domain, allocator: allocator, window: state.window)
+        flushQueue?.advance(to: hostNow, onHostClock: true, domain: state.domainReference, allocator: allocator, window: state.window)
     }
 
     var pendingCount: Int { flushQueue?.pendingCount ?? 0 }

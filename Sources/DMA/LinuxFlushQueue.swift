@@ -12,6 +12,8 @@ import Synchronization
 /// of `timeout` that flushes and then frees every ring, on the CPU that armed it. The timer is
 /// checked whenever the domain is used (and by the DMA layer's flush thread for ranges queued on
 /// the host clock): a replay that binds each call's time sees it fire where Linux's did.
+/// The domain is passed unretained: the flush thread's tick must not retain a domain that is
+/// being torn down, and it reaches the domain only when a timer on the host clock is due.
 final class LinuxFlushQueue: Sendable {
     private struct Entry {
         var iova: UInt64
@@ -47,7 +49,7 @@ final class LinuxFlushQueue: Sendable {
 
     /// queue_iova: `iova` was unmapped (its IOTLB entries possibly still live) on `cpu` at `now`.
     func enqueue(iova: UInt64, bytes: UInt64, cpu: Int, now: UInt64, onHostClock: Bool,
-                 domain: IOMMUDomain, allocator: LinuxIOVAAllocator, window: LazyWindowCounters) {
+                 domain: Unmanaged<IOMMUDomain>, allocator: LinuxIOVAAllocator, window: LazyWindowCounters) {
         state.withLock { state in
             let index = ring(cpu, in: state)
             Self.freeCompleted(&state, ring: index, cpu: cpu, allocator: allocator)
@@ -62,7 +64,7 @@ final class LinuxFlushQueue: Sendable {
 
     /// Runs the timer if it is due at `now` (fq_flush_timeout). A timer armed on one clock is
     /// never fired by the other's readings.
-    func advance(to now: UInt64, onHostClock: Bool, domain: IOMMUDomain, allocator: LinuxIOVAAllocator,
+    func advance(to now: UInt64, onHostClock: Bool, domain: Unmanaged<IOMMUDomain>, allocator: LinuxIOVAAllocator,
                  window: LazyWindowCounters) {
         state.withLock { state in
             guard let timer = state.timer, timer.onHostClock == onHostClock, timer.deadline <= now else { return }
@@ -73,7 +75,7 @@ final class LinuxFlushQueue: Sendable {
     }
 
     /// Flushes now and frees every ring on `cpu` (a departing device, or the caller's explicit flush).
-    func drain(cpu: Int, now: UInt64, domain: IOMMUDomain, allocator: LinuxIOVAAllocator, window: LazyWindowCounters) {
+    func drain(cpu: Int, now: UInt64, domain: Unmanaged<IOMMUDomain>, allocator: LinuxIOVAAllocator, window: LazyWindowCounters) {
         state.withLock { state in
             guard state.rings.contains(where: { !$0.isEmpty }) else { return }
             state.timer = nil
@@ -91,11 +93,11 @@ final class LinuxFlushQueue: Sendable {
     }
 
     /// fq_flush_iotlb: one domain-wide invalidation completes every range queued so far.
-    private static func flush(_ state: inout State, now: UInt64, byTimeout: Bool, domain: IOMMUDomain,
+    private static func flush(_ state: inout State, now: UInt64, byTimeout: Bool, domain: Unmanaged<IOMMUDomain>,
                               window: LazyWindowCounters) {
         let covered = state.rings.joined().filter { $0.counter >= state.started }
         state.started += 1
-        domain.flushAll()
+        domain._withUnsafeGuaranteedRef { $0.flushAll() }
         state.finished += 1
         guard !covered.isEmpty else { return }
         let oldest = covered.map(\.queuedAt).min() ?? now
