@@ -12,9 +12,9 @@ public struct ReplaySegment: Sendable, Hashable {
 ///
 /// It also counts the IOMMU-API calls the DMA layer issues: for a translated
 /// default domain `DeviceDMA` performs exactly one `IOMMUDomain.map` per
-/// successful streaming map or coherent allocation (of the granule-rounded
-/// span), one per physically contiguous run of a scatter list (which the list
-/// reports), and one `unmap` per unmap; an identity domain issues none. Counting
+/// successful streaming map (of the granule-rounded span), one per physically
+/// contiguous run of a coherent buffer's pages or of a scatter list (which the
+/// list reports), and one `unmap` per unmap; an identity domain issues none. Counting
 /// at this seam needs no hook inside IOMMUDomain and is valid for every driver.
 struct ReplayDMA {
     let handle: DeviceDMA
@@ -67,7 +67,11 @@ struct ReplayDMA {
     /// - Throws: the DMA layer's ``DMAError``.
     mutating func allocateCoherent(size: UInt64) throws(DMAError) -> CoherentBuffer {
         let buffer = try handle.allocateCoherent(size: Int(clamping: size))
-        if translated { iommuMapCalls += 1; iommuMapBytes += span(0, size) }
+        if translated {
+            // The DMA layer maps each physically contiguous run of the buffer's pages with one call.
+            iommuMapCalls += 1 + UInt64(buffer.pages.indices.dropFirst().count { buffer.pages[$0] != buffer.pages[$0 - 1] + granule })
+            iommuMapBytes += span(0, size)
+        }
         return buffer
     }
 

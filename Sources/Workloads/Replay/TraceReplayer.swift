@@ -281,8 +281,8 @@ public final class TraceReplayer {
                 linuxMapCalls: linuxMaps, linuxMapBytes: linuxMapBytes, linuxUnmapCalls: linuxUnmaps, linuxUnmapBytes: linuxUnmapBytes,
                 ourMapCalls: ours.reduce(0) { $0 + $1.iommuMapCalls }, ourMapBytes: ours.reduce(0) { $0 + $1.iommuMapBytes },
                 ourUnmapCalls: ours.reduce(0) { $0 + $1.iommuUnmapCalls }, ourUnmapBytes: ours.reduce(0) { $0 + $1.iommuUnmapBytes },
-                method: "counted at the DMA adapter: one IOMMU-API map per streaming map, physically contiguous run of a "
-                    + "scatter list, or coherent allocation in a translated domain, one unmap per unmap; direct regions "
+                method: "counted at the DMA adapter: one IOMMU-API map per streaming map and per physically contiguous "
+                    + "run of a scatter list or coherent buffer in a translated domain, one unmap per unmap; direct regions "
                     + "mapped at attach are not counted",
                 firstDifferences: differences, linuxModel: model.report)
         }
