@@ -22,7 +22,7 @@ public struct DMACallContext: Sendable, Hashable {
 
     /// Runs `body` with this context bound to the calling thread, then restores the previous binding.
     /// - Throws: whatever `body` throws.
-    public func run<Result, Failure: Error>(_ body: () throws(Failure) -> Result) throws(Failure) -> Result {
+    public func run<Value, Failure: Error>(_ body: () throws(Failure) -> Value) throws(Failure) -> Value {
         let slot = Self.slot()
         let previous = slot.pointee
         slot.pointee = self

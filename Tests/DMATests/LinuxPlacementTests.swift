@@ -17,8 +17,8 @@ import Workloads
         return (platform, try #require(platform.dma(for: "nic0")))
     }
 
-    static func on<Result>(cpu: Int, atMicros micros: UInt64,
-                           _ body: () throws(DMAError) -> Result) throws(DMAError) -> Result {
+    static func on<Value>(cpu: Int, atMicros micros: UInt64,
+                           _ body: () throws(DMAError) -> Value) throws(DMAError) -> Value {
         try DMACallContext(cpu: cpu, nanoseconds: micros * 1000).run(body)
     }
 
