@@ -98,21 +98,29 @@ extension DeviceDMA {
             let limit = min(coherentMask, state.domain.geometry.aperture.upperBound)
             let span = granules * granule
             let iova: UInt64
-            do { iova = try state.allocator.allocate(size: span, limit: limit, preferredLimit: preferredLimit(under: limit)) }
+            do { iova = try state.allocateIOVA(size: span, limit: limit, preferredLimit: preferredLimit(under: limit)) }
             catch { giveBack(); throw .addressSpaceExhausted(error) }
-            for index in 0..<Int(granules) {
+            // Physically contiguous granules are mapped with one IOMMU-API call, as Linux's iommu_map_sg does.
+            var index = 0
+            while index < Int(granules) {
+                var run = 1
+                while index + run < Int(granules),
+                      physical[(index + run) * Int(pagesPerGranule)] == physical[index * Int(pagesPerGranule)] + UInt64(run) * granule {
+                    run += 1
+                }
                 do {
                     try state.domain.map(iova: IOVirtualAddress(iova + UInt64(index) * granule),
                                          physical: physical[index * Int(pagesPerGranule)],
-                                         size: granule, permissions: .readWrite)
+                                         size: UInt64(run) * granule, permissions: .readWrite)
                 } catch {
                     var gather = IOTLBGather()
                     if index > 0 { _ = try? state.domain.unmap(iova: IOVirtualAddress(iova), size: UInt64(index) * granule, gather: &gather) }
                     state.domain.flush(gather)
-                    try? state.allocator.free(address: iova, size: span)
+                    state.abandonIOVA(iova, size: span)
                     giveBack()
                     throw .iommu(error)
                 }
+                index += run
             }
             state.ledger.record(iova: iova, granules: granules)
             bus = IOVirtualAddress(iova)

@@ -16,6 +16,8 @@ final class DMADomainState: Sendable {
     /// reference still retains and releases around each call, this does not.
     let domainReference: Unmanaged<IOMMUDomain>
     let allocator: IOVAAllocator
+    /// Set when the domain places IOVAs by Linux's rules (``IOVAPlacement/linux(cpus:)``); `allocator` is then unused.
+    let linuxPlacement: LinuxDomainPlacement?
     let ledger: MappingLedger
     let granule: UInt64
     let granuleMask: UInt64
@@ -40,6 +42,11 @@ final class DMADomainState: Sendable {
         } catch { throw .allocator(error) }
         ledger = MappingLedger(granule: granule, space: allocator.space)
         isLazy = domain.kind == .dmaLazy
+        if case let .linux(cpus) = configuration.iovaPlacement {
+            do { linuxPlacement = try LinuxDomainPlacement(granule: granule, aperture: domain.geometry.aperture, cpus: cpus,
+                                                           lazy: isLazy, configuration: configuration) }
+            catch { throw .allocator(error) }
+        } else { linuxPlacement = nil }
         if isLazy { FlushTimer.shared.watch(self) }
     }
 
@@ -64,16 +71,16 @@ final class DMADomainState: Sendable {
         }
     }
 
-    /// Punches `device`'s reserved regions out of the IOVA space, once per device.
-    func reserveRegions(of device: IOMMUDevice) throws(DMAError) {
+    /// Punches `device`'s reserved regions and its host bridge's windows out of the IOVA space, once per device.
+    func reserveRegions(of device: IOMMUDevice, hostBridgeWindows: [ClosedRange<UInt64>] = []) throws(DMAError) {
         let fresh = reservedFor.withLock { $0.insert(device.address).inserted }
         guard fresh else { return }
         let aperture = domain.geometry.aperture
-        for region in device.reservedRegions {
-            let first = max(region.range.lowerBound, aperture.lowerBound)
-            let last = min(region.range.upperBound, aperture.upperBound)
+        for range in device.reservedRegions.map(\.range) + hostBridgeWindows {
+            let first = max(range.lowerBound, aperture.lowerBound)
+            let last = min(range.upperBound, aperture.upperBound)
             guard first <= last else { continue }
-            do { try allocator.reserve(first...last) } catch { throw .allocator(error) }
+            do { try reserveIOVA(first...last) } catch { throw .allocator(error) }
         }
     }
 
@@ -98,10 +105,14 @@ final class DMADomainState: Sendable {
     /// The queue list stays locked while its slots are touched: a departing
     /// device removes its slots under the same lock before they are freed,
     /// so the flush timer can never reach a freed slot.
-    func flushDeferred() { queues.withLock { list in flush(slots: list.map(\.pointer)) } }
+    func flushDeferred() {
+        linuxPlacement?.drain(in: self)
+        queues.withLock { list in flush(slots: list.map(\.pointer)) }
+    }
 
     /// Flushes the queues whose oldest range waited longer than the timeout (the flush timer's tick).
     func flushExpired(now: UInt64) {
+        linuxPlacement?.tick(hostNow: now, in: self)
         let timeout = configuration.flushTimeoutNanoseconds
         queues.withLock { list in
             let expired = list.map(\.pointer).filter { slot in
@@ -116,7 +127,7 @@ final class DMADomainState: Sendable {
     }
 
     var pendingCount: Int {
-        queues.withLock { list in
+        (linuxPlacement?.pendingCount ?? 0) + queues.withLock { list in
             list.map(\.pointer).reduce(0) { total, slot in total + slot.pointee.queued }
         }
     }

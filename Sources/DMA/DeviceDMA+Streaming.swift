@@ -95,7 +95,7 @@ extension DeviceDMA {
         guard length <= UInt64.max - offset - granule else { throw .beyondMask(physical: physical.value, size: length, mask: limit) }
         let span = (offset + length + state.granuleMask) & ~state.granuleMask
         let iova: UInt64
-        do { iova = try state.allocator.allocate(size: span, limit: limit, preferredLimit: preferredLimit(under: limit)) }
+        do { iova = try state.allocateIOVA(size: span, limit: limit, preferredLimit: preferredLimit(under: limit)) }
         catch { throw .addressSpaceExhausted(error) }
         do {
             if span == granule {
@@ -107,7 +107,7 @@ extension DeviceDMA {
                                      size: span, permissions: permissions)
             }
         } catch {
-            try? state.allocator.free(address: iova, size: span)
+            state.abandonIOVA(iova, size: span)
             throw .iommu(error)
         }
         state.ledger.record(iova: iova, granules: span / granule)
@@ -241,12 +241,10 @@ extension DeviceDMA {
             }
         }
         // An untrusted device that joined a lazy group is still strict: it never gets a window.
-        if state.isLazy && !forceStrict && !device.isUntrusted {
-            state.deferUnmap(iova: iova, size: span, slot: slots.current, capacity: slots.queueCapacity)
-        } else {
-            state.domain.flush(gather)
-            do { try state.allocator.free(address: iova, size: span) } catch { throw .allocator(error) }
-        }
+        do {
+            try state.releaseIOVA(iova, size: span, gather: gather, deferred: state.isLazy && !device.isUntrusted,
+                                  flushNow: forceStrict, slot: slots.current, capacity: slots.queueCapacity)
+        } catch { throw .allocator(error) }
         return physical
     }
 

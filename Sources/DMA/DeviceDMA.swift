@@ -66,7 +66,7 @@ public final class DeviceDMA: Sendable {
             case .identity: route = .direct
             case .dma, .dmaLazy:
                 let state = try DMADomainState.attached(to: domain, configuration: configuration)
-                try state.reserveRegions(of: managed)
+                try state.reserveRegions(of: managed, hostBridgeWindows: configuration.hostBridgeWindows)
                 route = .translated(state)
             case .blocked: route = .unusable("its default domain blocks all DMA")
             case .unmanaged: route = .unusable("its default domain is unmanaged")
@@ -76,7 +76,8 @@ public final class DeviceDMA: Sendable {
         var translatedState: DMADomainState?
         if case let .translated(state) = route { translatedState = state }
         bouncesPartialPages = translatedState != nil && device.isUntrusted
-        fastState = configuration.debugChecks || device.isUntrusted ? nil : translatedState
+        // Linux-placed domains keep every call on the general path, where the placement is dispatched.
+        fastState = configuration.debugChecks || device.isUntrusted || translatedState?.linuxPlacement != nil ? nil : translatedState
         fastStateReference = fastState.map { Unmanaged.passUnretained($0) }
         claimGroup = managed.map { Unmanaged.passUnretained($0.group) }
         streamingLimit = Atomic(min(mask, translatedState?.domain.geometry.aperture.upperBound ?? mask))

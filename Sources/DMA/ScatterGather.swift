@@ -22,6 +22,9 @@ public struct DMABusSegment: Sendable, Hashable {
 public struct MappedScatterList: Sendable, Hashable {
     public let segments: [DMABusSegment]
     public let direction: DMADirection
+    /// The IOMMU-API map calls the list took: one per run of physically contiguous pieces
+    /// behind a translating IOMMU (Linux's iommu_map_sg), none for a direct mapping.
+    public let iommuMapCalls: Int
     /// The input, kept for unmap (bounce copy-back and the translated range).
     let input: [DMAScatterSegment]
     /// For a translated list: the one IOVA range, as first address and bytes.
@@ -33,15 +36,20 @@ public struct MappedScatterList: Sendable, Hashable {
         lhs.segments == rhs.segments && lhs.direction == rhs.direction && lhs.input == rhs.input
     }
     public func hash(into hasher: inout Hasher) { hasher.combine(segments) }
+
+    /// Bytes of IOVA space the list holds behind a translating IOMMU (0 for a direct mapping).
+    public var iovaLength: UInt64 { iovaRange?.span ?? 0 }
 }
 
 extension DeviceDMA {
-    /// Maps a scatter-gather list. Behind a translating IOMMU the whole list
-    /// gets one contiguous IOVA range: each piece keeps its offset in its
-    /// first page, and pieces that meet on page boundaries come out as one
-    /// bus segment, up to ``DMAConfiguration/maxSegmentSize`` and never across
-    /// ``DMAConfiguration/segmentBoundaryMask``. Without translation each piece
-    /// is mapped (or bounced) directly and physically adjacent pieces merge.
+    /// Maps a scatter-gather list as Linux's iommu_dma_map_sg does. Behind a translating
+    /// IOMMU the whole list gets one IOVA range: each piece takes whole granules from the
+    /// start of its first one (so it keeps its in-granule offset), and a piece that would
+    /// cross a ``DMAConfiguration/segmentBoundaryMask`` boundary starts at the next one. A
+    /// piece joins the previous bus segment when it starts on a granule boundary, the previous
+    /// piece filled its granules, the join is not at a segment boundary and stays within
+    /// ``DMAConfiguration/maxSegmentSize``. Without translation (dma-direct) each piece is
+    /// mapped, or bounced, on its own and is its own bus segment.
     /// - Throws: ``DMAError/emptyScatterList``, and what ``map(_:size:direction:)`` throws; nothing stays mapped then.
     public func mapScatterList(_ list: [DMAScatterSegment], direction: DMADirection) throws(DMAError) -> MappedScatterList {
         guard !list.isEmpty, list.allSatisfy({ $0.length > 0 }) else { throw .emptyScatterList }
@@ -61,76 +69,48 @@ extension DeviceDMA {
                     throw error
                 }
             }
-            return MappedScatterList(segments: merge(mapped), direction: direction, input: list,
+            return MappedScatterList(segments: mapped, direction: direction, iommuMapCalls: 0, input: list,
                                      iovaRange: nil, perPiece: mapped)
         }
     }
 
     private func mapTranslatedList(_ list: [DMAScatterSegment], direction: DMADirection,
                                    state: DMADomainState) throws(DMAError) -> MappedScatterList {
-        let granule = state.granule, mask = state.granuleMask
-        let boundary = configuration.segmentBoundaryMask &+ 1
-        // Lay the pieces out from IOVA 0; the allocation is aligned to its
-        // power-of-two size, so boundaries found here hold at the real base.
-        var layout: [(at: UInt64, offset: UInt64, span: UInt64)] = []
-        var cursor: UInt64 = 0
-        for piece in list {
-            let offset = piece.physical.value & mask
-            let span = (offset + UInt64(piece.length) + mask) & ~mask
-            if boundary != 0, span <= boundary, cursor / boundary != (cursor + span - 1) / boundary {
-                cursor = (cursor / boundary + 1) * boundary
-            }
-            layout.append((cursor, offset, span))
-            cursor += span
-        }
         let limit = streamingLimit.load(ordering: .relaxed)
+        guard let layout = ScatterLayout(list, granuleMask: state.granuleMask,
+                                         boundaryMask: configuration.segmentBoundaryMask) else {
+            throw .addressSpaceExhausted(.exhausted(size: .max, limit: limit))
+        }
         let base: UInt64
-        do { base = try state.allocator.allocate(size: cursor, limit: limit, preferredLimit: preferredLimit(under: limit)) }
+        do { base = try state.allocateIOVA(size: layout.length, limit: limit, preferredLimit: preferredLimit(under: limit)) }
         catch { throw .addressSpaceExhausted(error) }
         var done = 0
         do {
-            for (piece, place) in zip(list, layout) {
-                try state.domain.map(iova: IOVirtualAddress(base + place.at),
-                                     physical: PhysicalAddress(piece.physical.value - place.offset), size: place.span,
-                                     permissions: direction.devicePermissions)
+            for run in layout.runs {
+                try state.domain.map(iova: IOVirtualAddress(base + run.at), physical: PhysicalAddress(run.physical),
+                                     size: run.span, permissions: direction.devicePermissions)
                 done += 1
             }
         } catch {
             var gather = IOTLBGather()
-            for place in layout.prefix(done) {
-                _ = try? state.domain.unmap(iova: IOVirtualAddress(base + place.at), size: place.span, gather: &gather)
+            for run in layout.runs.prefix(done) {
+                _ = try? state.domain.unmap(iova: IOVirtualAddress(base + run.at), size: run.span, gather: &gather)
             }
             state.domain.flush(gather)
-            try? state.allocator.free(address: base, size: cursor)
+            state.abandonIOVA(base, size: layout.length)
             throw .iommu(error)
         }
-        state.ledger.record(iova: base, granules: cursor / granule)
-        let pieces = zip(list, layout).map { piece, place in
+        state.ledger.record(iova: base, granules: layout.length / state.granule)
+        let pieces = zip(list, layout.pieces).map { piece, place in
             DMABusSegment(busAddress: IOVirtualAddress(base + place.at + place.offset), length: UInt64(piece.length))
         }
-        debug?.mapped(bus: base, size: cursor, direction: direction, call: "mapScatterList")
+        debug?.mapped(bus: base, size: layout.length, direction: direction, call: "mapScatterList")
         let slot = slots.current
         slot.pointee.bump(slot.pointee.maps, by: 1)
         slot.pointee.bump(slot.pointee.bytes, by: list.reduce(0) { $0 + UInt64($1.length) })
-        return MappedScatterList(segments: merge(pieces), direction: direction, input: list,
-                                 iovaRange: (base, cursor), perPiece: pieces)
-    }
-
-    /// Joins bus-contiguous pieces within the segment size and boundary limits.
-    func merge(_ pieces: [DMABusSegment]) -> [DMABusSegment] {
-        let boundary = configuration.segmentBoundaryMask
-        var merged: [DMABusSegment] = []
-        for piece in pieces {
-            if var last = merged.last, last.busAddress.value + last.length == piece.busAddress.value,
-               last.length + piece.length <= configuration.maxSegmentSize,
-               last.busAddress.value & ~boundary == (piece.busAddress.value + piece.length - 1) & ~boundary {
-                last.length += piece.length
-                merged[merged.count - 1] = last
-            } else {
-                merged.append(piece)
-            }
-        }
-        return merged
+        return MappedScatterList(segments: layout.busSegments(at: base, configuration: configuration), direction: direction,
+                                 iommuMapCalls: layout.runs.count, input: list, iovaRange: (base, layout.length),
+                                 perPiece: pieces)
     }
 
     /// Unmaps a list mapped by ``mapScatterList(_:direction:)`` as one.

@@ -12,7 +12,9 @@ struct ReplayCommand: ParsableCommand {
         discussion: """
         Every dma_map_page/dma_map_sg/dma_alloc/... call is replayed per device in timestamp order (on one thread)
         on a platform whose devices are the trace's devices, each behind one IOMMU unit. Physical addresses from the
-        trace are used as they are. With --compare, bus addresses and IOMMU map/unmap calls are compared with Linux's.
+        trace are used as they are. By default the DMA layer places IOVAs by Linux 6.12's rules (--placement linux),
+        each call as the trace's CPU at the trace's time. With --compare, bus addresses and IOMMU map/unmap calls are
+        compared with Linux's.
         """)
 
     @Argument(help: "The trace text file.")
@@ -30,8 +32,11 @@ struct ReplayCommand: ParsableCommand {
     @Flag(name: .long, help: "Compare bus addresses and IOMMU-API map/unmap calls with the trace's.")
     var compare = false
 
-    @Option(name: .customLong("pci-windows"), help: "A dmesg log: its 'root bus resource [mem …]' windows are reserved in the Linux placement model.")
+    @Option(name: .customLong("pci-windows"), help: "A dmesg log: its 'root bus resource [mem …]' windows are kept out of every domain's IOVA space.")
     var pciWindows: String?
+
+    @Option(name: .long, help: "IOVA placement in the DMA layer: linux (Linux 6.12's rules, each call on its trace CPU at its trace time; the default) or native (this system's allocator).")
+    var placement: String = "linux"
 
     @Flag(name: .customLong("thread-per-cpu"), help: "Run each trace CPU's calls on a thread of its own (per-thread IOVA caches act per CPU).")
     var threadPerCPU = false
@@ -66,6 +71,9 @@ struct ReplayCommand: ParsableCommand {
             }
             chosenPolicy = value
         }
+        guard let chosenPlacement = ReplayConfiguration.Placement(rawValue: placement) else {
+            throw ValidationError("unknown --placement '\(placement)': expected linux or native")
+        }
         let linuxGroups: [LinuxIOMMUGroup]
         do { linuxGroups = try groups.map { path throws(IOMMUGroupsError) in try IOMMUGroupsDump.read(path) } ?? [] } catch {
             throw ValidationError("\(error)")
@@ -88,6 +96,7 @@ struct ReplayCommand: ParsableCommand {
         }
         configuration.pciWindows = windows
         configuration.threadPerCPU = threadPerCPU
+        configuration.placement = chosenPlacement
         let replayer: TraceReplayer
         do { replayer = try TraceReplayer(trace: trace, configuration: configuration) } catch {
             throw ValidationError("cannot build the replay platform: \(error)")

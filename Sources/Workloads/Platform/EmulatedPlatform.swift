@@ -81,7 +81,7 @@ public final class EmulatedPlatform: Sendable {
             let unit = specification.unit(for: spec).flatMap { built[$0.name] }
             do { try bus.plug(device, behind: unit) } catch { throw .bus(error) }
             do { try subsystem.addDevice(device) } catch { throw .iommu(error) }
-            do { handles[spec.address] = try DeviceDMA(device: device, subsystem: subsystem, pages: pages) } catch {
+            do { handles[spec.address] = try DeviceDMA(device: device, subsystem: subsystem, pages: pages, configuration: spec.dma) } catch {
                 throw .dma(device: spec.address, error)
             }
         }

@@ -1,3 +1,4 @@
+import DMA
 import Emulation
 import IOMMUCore
 
@@ -17,6 +18,8 @@ public struct DeviceSpecification: Sendable, Hashable {
     public var behindIOMMU: Bool
     /// The unit that covers the device; nil: the segment's catch-all unit, if any.
     public var unit: String?
+    /// How the DMA layer treats the device (its handle's ``DMAConfiguration``).
+    public var dma: DMAConfiguration = DMAConfiguration()
 
     public init(address: PCIAddress, name: String, deviceClass: DeviceClass, addressBits: Int = 64,
                 isUntrusted: Bool = false, requesterAlias: PCIAddress? = nil, directRegions: [ReservedRegion] = [],

@@ -15,6 +15,9 @@ struct LinuxPlacementModel {
     private(set) var compared = 0, identical = 0, coherentCompared = 0, coherentIdentical = 0
     private(set) var failures = 0
     private(set) var differences: [String] = []
+    /// The model's bus address for each call it placed, by trace line.
+    private var predictions: [Int: UInt64] = [:]
+    private(set) var sameAsDMALayer = 0
 
     private struct Key: Hashable { var device: Int; var address: UInt64 }
     private struct SGKey: Hashable { var device: Int; var first: UInt64; var count: Int }
@@ -58,6 +61,7 @@ struct LinuxPlacementModel {
     }
 
     private mutating func note(_ event: TraceEvent, linux: UInt64, predicted: UInt64?, coherent: Bool) {
+        if let predicted { predictions[event.line] = predicted }
         let same = predicted == linux
         if coherent {
             coherentCompared += 1
@@ -114,11 +118,16 @@ struct LinuxPlacementModel {
         }
     }
 
+    /// Counts the calls where the DMA layer (`ours`: first bus address by trace line) returned what the model predicted.
+    mutating func compare(with ours: [Int: UInt64]) {
+        sameAsDMALayer = ours.reduce(0) { count, entry in count + (predictions[entry.key] == entry.value ? 1 : 0) }
+    }
+
     var report: LinuxModelComparison {
         LinuxModelComparison(compared: compared, identical: identical,
                              identicalPercent: compared == 0 ? 100 : Double(identical) * 100 / Double(compared),
                              coherentCompared: coherentCompared, coherentIdentical: coherentIdentical,
-                             modelFailures: failures, firstDifferences: differences,
+                             modelFailures: failures, firstDifferences: differences, sameAsDMALayer: sameAsDMALayer,
                              allocator: allocators.compactMap { $0?.statistics }.reduce(LinuxIOVAStatistics(), +))
     }
 }
@@ -133,6 +142,9 @@ public struct LinuxModelComparison: Codable, Sendable {
     /// Calls the model could not place or free (should be 0).
     public var modelFailures: Int
     public var firstDifferences: [String]
+    /// Compared calls (streaming and coherent) where the DMA layer returned the bus address this model
+    /// predicted: with Linux placement, all of them, whatever the policy.
+    public var sameAsDMALayer: Int
     /// The model allocators' counters summed over devices: per-CPU cache hits/misses, 32-bit-first hits/fallbacks.
     public var allocator: LinuxIOVAStatistics
 }

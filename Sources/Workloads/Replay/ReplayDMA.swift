@@ -8,13 +8,13 @@ public struct ReplaySegment: Sendable, Hashable {
     public var length: UInt64
 }
 
-/// The only place the replay calls the DMA API, so that switching to the
-/// scatter-gather calls the DMA layer is gaining touches this type alone.
+/// The only place the replay calls the DMA API.
 ///
 /// It also counts the IOMMU-API calls the DMA layer issues: for a translated
 /// default domain `DeviceDMA` performs exactly one `IOMMUDomain.map` per
-/// successful streaming map or coherent allocation (of the granule-rounded
-/// span) and one `unmap` per unmap; an identity domain issues none. Counting
+/// successful streaming map (of the granule-rounded span), one per physically
+/// contiguous run of a coherent buffer's pages or of a scatter list (which the
+/// list reports), and one `unmap` per unmap; an identity domain issues none. Counting
 /// at this seam needs no hook inside IOMMUDomain and is valid for every driver.
 struct ReplayDMA {
     let handle: DeviceDMA
@@ -48,37 +48,30 @@ struct ReplayDMA {
         if translated { iommuUnmapCalls += 1; iommuUnmapBytes += span(bus, size) }
     }
 
-    /// Maps a scatter list. Today: one streaming mapping per element (the DMA
-    /// layer has no scatter-gather call yet), so segments are never merged.
-    /// - Throws: the DMA layer's ``DMAError``; elements mapped before the failure are unmapped again.
-    mutating func mapScatterList(_ elements: [ReplaySegment], direction: DMADirection) throws(DMAError) -> [ReplaySegment] {
-        var mapped: [ReplaySegment] = []
-        mapped.reserveCapacity(elements.count)
-        for element in elements {
-            do {
-                mapped.append(ReplaySegment(bus: try map(element.bus, size: element.length, direction: direction),
-                                            length: element.length))
-            } catch {
-                for segment in mapped { try? unmap(segment.bus, size: segment.length, direction: direction) }
-                throw error
-            }
-        }
+    /// Maps a scatter list with the DMA layer's dma_map_sg (one IOVA range, merged bus segments).
+    /// - Throws: the DMA layer's ``DMAError``; nothing stays mapped then.
+    mutating func mapScatterList(_ elements: [ReplaySegment], direction: DMADirection) throws(DMAError) -> MappedScatterList {
+        let list = elements.map { DMAScatterSegment(physical: PhysicalAddress($0.bus), length: Int(clamping: $0.length)) }
+        let mapped = try handle.mapScatterList(list, direction: direction)
+        iommuMapCalls += UInt64(mapped.iommuMapCalls)
+        if translated { iommuMapBytes += elements.reduce(0) { $0 + span($1.bus, $1.length) } }
         return mapped
     }
 
-    /// - Throws: the DMA layer's ``DMAError`` for the first segment that fails; the rest are still unmapped.
-    mutating func unmapScatterList(_ segments: [ReplaySegment], direction: DMADirection) throws(DMAError) {
-        var first: DMAError?
-        for segment in segments {
-            do { try unmap(segment.bus, size: segment.length, direction: direction) } catch { first = first ?? error }
-        }
-        if let first { throw first }
+    /// - Throws: the DMA layer's ``DMAError``.
+    mutating func unmapScatterList(_ mapped: MappedScatterList) throws(DMAError) {
+        try handle.unmapScatterList(mapped)
+        if translated { iommuUnmapCalls += 1; iommuUnmapBytes += mapped.iovaLength }
     }
 
     /// - Throws: the DMA layer's ``DMAError``.
     mutating func allocateCoherent(size: UInt64) throws(DMAError) -> CoherentBuffer {
         let buffer = try handle.allocateCoherent(size: Int(clamping: size))
-        if translated { iommuMapCalls += 1; iommuMapBytes += span(0, size) }
+        if translated {
+            // The DMA layer maps each physically contiguous run of the buffer's pages with one call.
+            iommuMapCalls += 1 + UInt64(buffer.pages.indices.dropFirst().count { buffer.pages[$0] != buffer.pages[$0 - 1] + granule })
+            iommuMapBytes += span(0, size)
+        }
         return buffer
     }
 

@@ -1,9 +1,17 @@
+import DMA
 import Emulation
 import IOMMUCore
 
 /// How to replay a trace: which driver, which policy, whose groups.
 public struct ReplayConfiguration: Sendable {
     public enum Policy: String, Sendable, CaseIterable, Codable { case strict, lazy, passthrough }
+    /// Who places IOVAs in the translated domains (the DMA layer's ``IOVAPlacement``).
+    public enum Placement: String, Sendable, CaseIterable, Codable {
+        /// Linux 6.12's rules, each call on its trace CPU at its trace time: bus addresses can match the trace's.
+        case linux
+        /// This system's own allocator (per-thread caches, the single-page fast path).
+        case native
+    }
 
     public var family: IOMMUFamily
     /// nil: the groups' own types when groups are given, else strict.
@@ -19,8 +27,11 @@ public struct ReplayConfiguration: Sendable {
     /// Run each trace CPU's calls on a thread of its own (handed over in order), so this system's
     /// per-thread IOVA caches act per CPU; false: every call on the calling thread.
     public var threadPerCPU: Bool = false
-    /// PCI host-bridge memory windows (``PCIHostWindows``) the Linux placement model keeps out of every domain.
+    /// PCI host-bridge memory windows (``PCIHostWindows``) kept out of every domain, by the DMA layer
+    /// (``DMAConfiguration/hostBridgeWindows``) and by the Linux placement model.
     public var pciWindows: [ClosedRange<UInt64>] = []
+    /// The DMA layer's IOVA placement; Linux's by default, so that a replay reproduces Linux's bus addresses.
+    public var placement: Placement = .linux
 
     public init(family: IOMMUFamily = .intelVTd, policy: Policy? = nil, groups: [LinuxIOMMUGroup] = [],
                 compare: Bool = false, eventLimit: Int? = nil, recordsLatencies: Bool = false) {
@@ -57,6 +68,16 @@ extension PlatformSpecification {
         let floor = max(UInt64(1) << 32, (highest + (1 << 30) - 1) & ~((1 << 30) - 1))
         let memoryBytes = floor + (4 << 30)
 
+        // The trace does not print a device's dma_parms; no segment Linux merged exceeds the real
+        // maximum, so the largest one it shows (at least the PCI default of 64 KiB) merges the same.
+        var largestSegment: [String: UInt64] = [:]
+        var cpus = 1
+        for event in trace.events {
+            cpus = max(cpus, event.cpu + 1)
+            guard event.kind == .dmaMapSG, event.device >= 0, event.device < trace.devices.count else { continue }
+            largestSegment[trace.devices[event.device], default: 0] = max(largestSegment[trace.devices[event.device]] ?? 0,
+                                                                          event.segmentSizes.max() ?? 0)
+        }
         var names = trace.devices
         for group in configuration.groups { for device in group.devices where !names.contains(device) { names.append(device) } }
         var devices: [DeviceSpecification] = []
@@ -67,6 +88,9 @@ extension PlatformSpecification {
                 throw .invalidSpecification("trace device '\(name)' is not a PCI address: \(error)")
             }
             var device = DeviceSpecification(address: address, name: name, deviceClass: .other)
+            device.dma = DMAConfiguration(maxSegmentSize: max(64 << 10, largestSegment[name] ?? 0),
+                                          iovaPlacement: configuration.placement == .linux ? .linux(cpus: cpus) : .native,
+                                          hostBridgeWindows: configuration.pciWindows)
             if let group = configuration.groups.first(where: { $0.devices.contains(name) }) {
                 // Drivers add the MSI window themselves; every other kind goes in with its kind kept.
                 device.directRegions = group.reservedRegions.filter { $0.kind != .msi && $0.kind != .softwareMSI }

@@ -32,8 +32,11 @@ public struct ReplayReport: Codable, Sendable {
     public var eventsPerCPUSecond: Double = 0
     /// One thread, or one thread per trace CPU (`--thread-per-cpu`); either way calls run one at a time in timestamp order.
     public var threading: String
-    /// Allocator statistics are not reachable: DeviceDMA does not expose its IOVA allocator.
-    public var allocator: String
+    /// Who placed IOVAs in the DMA layer's translated domains: `linux` or `native`.
+    public var placement: String
+    /// The DMA layer's IOVA allocators, summed over the translated domains (nil when none is translated):
+    /// 32-bit-first hits and fallbacks, cache hits, misses and hit rate.
+    public var allocator: DMAAllocatorStatistics?
 
     public struct LiveAtEnd: Codable, Sendable {
         public var streaming: Int
@@ -47,6 +50,8 @@ public struct DeviceReplayReport: Codable, Sendable {
     public var domain: String
     public var calls: Int
     public var statistics: DeviceDMAStatistics
+    /// The device's domain's IOVA allocator (shared with the other devices in the domain); nil when not translated.
+    public var allocator: DMAAllocatorStatistics?
 }
 
 /// Agreement with Linux, call by call.
@@ -89,6 +94,11 @@ extension ReplayReport {
         for device in devices {
             out += "  \(device.name) [\(device.domain)]: \(device.calls) calls, \(device.statistics.mappings) maps, "
             out += "\(device.statistics.unmappings) unmaps, \(device.statistics.bytesMapped) bytes mapped\n"
+        }
+        if let allocator {
+            out += "IOVA allocator (\(placement) placement): 32-bit-first hits \(allocator.preferredHits) fallbacks "
+            out += "\(allocator.preferredFallbacks); cache hits \(allocator.cacheHits) misses \(allocator.cacheMisses) "
+            out += "(hit rate \(String(format2: allocator.cacheHitRate * 100))%), cache drains \(allocator.cacheDrains)\n"
         }
         for unit in units {
             out += "  unit \(unit.name): IOTLB hits \(unit.iotlbHits) misses \(unit.iotlbMisses); invalidations page "

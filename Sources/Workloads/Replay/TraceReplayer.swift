@@ -21,7 +21,7 @@ public final class TraceReplayer {
     /// once; the later ones wait in `streamingShadowed` (no array per mapping on the common path).
     private var streaming: [Key: Streaming] = [:]
     private var streamingShadowed: [Key: [Streaming]] = [:]
-    private var scatterLists: [SGKey: [[ReplaySegment]]] = [:]
+    private var scatterLists: [SGKey: [MappedScatterList]] = [:]
     private var coherent: [Key: [CoherentBuffer]] = [:]
     private var liveMappings = 0, liveBytes: UInt64 = 0
     private var peakMappings = 0, peakBytes: UInt64 = 0
@@ -29,6 +29,8 @@ public final class TraceReplayer {
     private var callsPerDevice: [Int]
     private var compared = 0, identical = 0, coherentCompared = 0, coherentIdentical = 0
     private var differences: [String] = []
+    /// The first bus address this system returned for each compared call, by trace line (checked against the model).
+    private var oursByLine: [Int: UInt64] = [:]
     private var linuxMaps = 0, linuxMapBytes: UInt64 = 0, linuxUnmaps = 0, linuxUnmapBytes: UInt64 = 0
     private var replayed = 0
     /// Per-call latencies and a timeline, kept only when ``ReplayConfiguration/recordsLatencies``.
@@ -116,9 +118,12 @@ public final class TraceReplayer {
             }
         }
         cpuThreads?.stop()
-        for handle in handles { handle?.flushDeferred() }
+        // What is still queued is flushed at the trace's last moment, as if the replay ended there.
+        let end = DMACallContext(cpu: 0, nanoseconds: (calls.map(\.timestampMicros).max() ?? 0) &* 1000)
+        end.run { for handle in handles { handle?.flushDeferred() } }
         if configuration.compare {
             for event in calls where event.device >= 0 { model.replay(event) }
+            model.compare(with: oursByLine)
         }
         let seconds = Double((clock.now - start).components.attoseconds) / 1e18 + Double((clock.now - start).components.seconds)
         return report(traceName: traceName, events: order.count, parseSeconds: parseSeconds, replaySeconds: seconds)
@@ -148,6 +153,7 @@ public final class TraceReplayer {
 
     private func note(_ event: TraceEvent, linux: [UInt64], ours: [UInt64], coherent isCoherent: Bool = false) {
         guard configuration.compare else { return }
+        oursByLine[event.line] = ours.first
         let same = linux == ours
         if isCoherent {
             coherentCompared += 1
@@ -171,6 +177,13 @@ public final class TraceReplayer {
         replayed += 1
         callsPerDevice[event.device] += 1
         defer { handles[event.device] = dma }
+        // The call runs as the trace's CPU at the trace's time: Linux placement picks that CPU's
+        // IOVA cache and runs its flush-queue timer on the trace's clock.
+        let context = DMACallContext(cpu: event.cpu, nanoseconds: event.timestampMicros &* 1000)
+        context.run { perform(event, on: &dma) }
+    }
+
+    private func perform(_ event: TraceEvent, on dma: inout ReplayDMA) {
         let key = Key(device: event.device, address: event.address)
         do throws(DMAError) {
             switch event.kind {
@@ -192,19 +205,19 @@ public final class TraceReplayer {
                 live(-1, -Int64(mapping.size))
                 try dma.unmap(mapping.bus, size: event.size, direction: event.direction)
             case .dmaMapSG:
-                let segments = try dma.mapScatterList(Self.elements(of: event), direction: event.direction)
+                let mapped = try dma.mapScatterList(Self.elements(of: event), direction: event.direction)
                 let sgKey = SGKey(device: event.device, first: event.physicalSegments.first ?? 0, count: event.physicalSegments.count)
-                scatterLists[sgKey, default: []].append(segments)
+                scatterLists[sgKey, default: []].append(mapped)
                 live(1, Int64(event.size))
-                note(event, linux: event.busSegments, ours: segments.map(\.bus))
+                note(event, linux: event.busSegments, ours: mapped.segments.map(\.busAddress.value))
             case .dmaUnmapSG:
                 let sgKey = SGKey(device: event.device, first: event.physicalSegments.first ?? 0, count: event.physicalSegments.count)
-                guard var stack = scatterLists[sgKey], let segments = stack.popLast() else {
+                guard var stack = scatterLists[sgKey], let mapped = stack.popLast() else {
                     return fail(event, "no live scatter list with these phys_addrs")
                 }
                 scatterLists[sgKey] = stack.isEmpty ? nil : stack
-                live(-1, -Int64(segments.reduce(0) { $0 + $1.length }))
-                try dma.unmapScatterList(segments, direction: event.direction)
+                live(-1, -Int64(mapped.segments.reduce(0) { $0 + $1.length }))
+                try dma.unmapScatterList(mapped)
             case .dmaAlloc:
                 let buffer = try dma.allocateCoherent(size: event.size)
                 coherent[key, default: []].append(buffer)
@@ -225,11 +238,16 @@ public final class TraceReplayer {
     }
 
     /// The physical elements of a dma_map_sg. The trace prints each element's
-    /// physical address but not its length, only the merged DMA segment sizes;
-    /// each element is taken to be one page and the last one gets the rest.
+    /// physical address but not its length, only the DMA segment sizes: when
+    /// no segments were merged (as many as elements) those are the elements'
+    /// lengths; otherwise each element is taken to be one page and the last one
+    /// gets the rest (the total, which sizes the IOVA range, is exact).
     static func elements(of event: TraceEvent) -> [ReplaySegment] {
         let count = event.physicalSegments.count
         guard count > 0 else { return [] }
+        if event.segmentSizes.count == count, !event.segmentSizes.contains(0) {
+            return zip(event.physicalSegments, event.segmentSizes).map { ReplaySegment(bus: $0, length: $1) }
+        }
         let page: UInt64 = 4096
         let total = max(event.size, UInt64(count))
         let each = total >= page * UInt64(count) ? page : total / UInt64(count)
@@ -242,7 +260,16 @@ public final class TraceReplayer {
         let devices = trace.devices.indices.compactMap { index -> DeviceReplayReport? in
             guard let dma = handles[index] else { return nil }
             return DeviceReplayReport(name: trace.devices[index], domain: dma.handle.domainKind.map { "\($0)" } ?? "none",
-                                      calls: callsPerDevice[index], statistics: dma.handle.statistics)
+                                      calls: callsPerDevice[index], statistics: dma.handle.statistics,
+                                      allocator: dma.handle.allocatorStatistics)
+        }
+        // Devices that share a domain share its allocator: count each domain once.
+        var domainsSeen = Set<ObjectIdentifier>()
+        var allocator: DMAAllocatorStatistics?
+        for handle in platform.dma.values.sorted(by: { $0.device.address < $1.device.address }) {
+            guard let domain = handle.translatedDomain, domainsSeen.insert(ObjectIdentifier(domain)).inserted,
+                  let statistics = handle.allocatorStatistics else { continue }
+            allocator = allocator.map { $0 + statistics } ?? statistics
         }
         var comparison: ReplayComparison?
         if configuration.compare {
@@ -254,8 +281,9 @@ public final class TraceReplayer {
                 linuxMapCalls: linuxMaps, linuxMapBytes: linuxMapBytes, linuxUnmapCalls: linuxUnmaps, linuxUnmapBytes: linuxUnmapBytes,
                 ourMapCalls: ours.reduce(0) { $0 + $1.iommuMapCalls }, ourMapBytes: ours.reduce(0) { $0 + $1.iommuMapBytes },
                 ourUnmapCalls: ours.reduce(0) { $0 + $1.iommuUnmapCalls }, ourUnmapBytes: ours.reduce(0) { $0 + $1.iommuUnmapBytes },
-                method: "counted at the DMA adapter: one IOMMU-API map per streaming map, scatter-list element or coherent "
-                    + "allocation in a translated domain, one unmap per unmap; direct regions mapped at attach are not counted",
+                method: "counted at the DMA adapter: one IOMMU-API map per streaming map and per physically contiguous "
+                    + "run of a scatter list or coherent buffer in a translated domain, one unmap per unmap; direct regions "
+                    + "mapped at attach are not counted",
                 firstDifferences: differences, linuxModel: model.report)
         }
         let total = parseSeconds + replaySeconds
@@ -271,6 +299,6 @@ public final class TraceReplayer {
             parseSeconds: parseSeconds, replaySeconds: replaySeconds,
             eventsPerSecond: total > 0 ? Double(events) / total : 0,
             threading: configuration.threadPerCPU ? "one thread per trace CPU, calls handed over in timestamp order" : "one thread, all CPUs' calls in timestamp order",
-            allocator: "not reachable: DeviceDMA does not expose its IOVAAllocator statistics")
+            placement: configuration.placement.rawValue, allocator: allocator)
     }
 }
