@@ -40,7 +40,9 @@ extension VTdUnit {
                         state.waitStatusPointer = try? memory.pointer(to: PhysicalAddress(statusAddress), count: 4)
                         state.waitStatusAddress = statusAddress
                     }
-                    state.waitStatusPointer?.storeBytes(of: UInt32(truncatingIfNeeded: low >> 32).littleEndian, as: UInt32.self)
+                    if let pointer = state.waitStatusPointer {
+                        csupport_store32_release(pointer, UInt32(truncatingIfNeeded: low >> 32).littleEndian)
+                    }
                 }
                 state.invalidationWaitComplete = true
             default:

@@ -71,7 +71,7 @@ final class VTdInvalidationQueue: Sendable {
         cursor.pointee.token &+= 1
         if cursor.pointee.token == 0 { cursor.pointee.token = 1 }
         let token = cursor.pointee.token
-        csupport_store64_release(status, 0)
+        csupport_store32_release(status, 0)
         put(first, &cursor.pointee.tail)
         if let second { put(second, &cursor.pointee.tail) }
         put((VTdDescriptor.waitType | VTdDescriptor.waitStatusWrite | UInt64(token) << 32, statusWord.value),
@@ -80,7 +80,8 @@ final class VTdInvalidationQueue: Sendable {
         unitReference._withUnsafeGuaranteedRef { $0.writeRegister(VTdRegister.invalidationQueueTail, tail) }
         // The emulated unit executes the queue synchronously on the tail
         // write; a real driver would spin on the status word here too.
-        guard UInt32(truncatingIfNeeded: UInt64(littleEndian: csupport_load64_acquire(status))) == token else {
+        // Read as the 32-bit word the unit writes: a wider load could not be forwarded from that store.
+        guard UInt32(littleEndian: csupport_load32_acquire(status)) == token else {
             throw incomplete()
         }
     }
