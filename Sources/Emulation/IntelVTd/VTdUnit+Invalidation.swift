@@ -79,17 +79,18 @@ extension VTdUnit {
         let dropped: Int
         switch granularity {
         case 3:
-            state.statistics.pageInvalidations += 1
-            let span: UInt64 = PageSize.size4K << UInt64(min(addressMask, 52))
-            let first = address & ~(span - 1)
-            dropped = state.iotlb.invalidate(domain: domain, first: first, last: first + span - 1)
+            state.statistics.pageInvalidations &+= 1
+            // AM = 52 makes the span 2^64, which wraps to 0 here and then covers the whole space.
+            let span: UInt64 = PageSize.size4K &<< UInt64(min(addressMask, 52))
+            let first = address & ~(span &- 1)
+            dropped = state.iotlb.invalidate(domain: domain, first: first, last: first &+ (span &- 1))
         case 2:
-            state.statistics.domainInvalidations += 1
+            state.statistics.domainInvalidations &+= 1
             dropped = state.iotlb.invalidate(domain: domain)
         default:
-            state.statistics.globalInvalidations += 1
+            state.statistics.globalInvalidations &+= 1
             dropped = state.iotlb.invalidateAll()
         }
-        state.statistics.iotlbEntriesDropped += UInt64(dropped)
+        state.statistics.iotlbEntriesDropped &+= UInt64(dropped)
     }
 }
