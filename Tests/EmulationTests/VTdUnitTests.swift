@@ -131,6 +131,21 @@ struct HandBuiltVTd {
         #expect(platform.unit.statistics.pageInvalidations == 1)
     }
 
+    /// The address-mask field is six bits; its largest values name the whole address space
+    /// (a 2^64-byte span), which once overflowed the unit's arithmetic and trapped.
+    @Test(arguments: [52, 63]) func theLargestAddressMaskInvalidatesEverything(mask: UInt64) throws {
+        var platform = try HandBuiltVTd()
+        let top = try platform.attachFourLevelTable()
+        try platform.map4K(0x7_0000_5000, to: 0x9000_0000, permissions: 3, in: top)
+        _ = platform.unit.translate(IOVirtualAddress(0x7_0000_5000), requester: platform.requester, access: .read)
+        try platform.map4K(0x7_0000_5000, to: 0, permissions: 0, in: top)
+        var tail = 0
+        try platform.invalidate(VTdDescriptor.iotlbType | VTdDescriptor.pageOrDeviceGranularity | 7 << 16, mask, tail: &tail)
+        #expect(try platform.memory.load64(platform.status) & 0xFFFF_FFFF == 0xAB)
+        #expect(platform.unit.translate(IOVirtualAddress(0x7_0000_5000), requester: platform.requester, access: .read)
+            == .faulted(.notPresent))
+    }
+
     @Test func faultLogIsBoundedAndCountsOverflow() throws {
         var configuration = VTdUnitConfiguration()
         configuration.faultRecordCount = 4
