@@ -14,42 +14,39 @@ extension DeviceDMA {
     @inline(__always)
     public func map(_ physical: PhysicalAddress, size: Int, direction: DMADirection) throws(DMAError) -> IOVirtualAddress {
         guard size > 0 else { throw Self.sizeError(size) }
-        if let reference = fastStateReference, !isClaimed {
-            let outcome = reference._withUnsafeGuaranteedRef { state -> Result<IOVirtualAddress, DMAError>? in
-                guard physical.value & state.granuleMask &+ UInt64(size) <= state.granule else { return nil }
-                return Result { () throws(DMAError) in
-                    try mapOnePage(physical, size: UInt64(size), direction: direction, state: state)
-                }
-            }
-            if let outcome { return try outcome.get() }
+        if let reference = fastStateReference, !isClaimed,
+           let bus = reference._withUnsafeGuaranteedRef({ mapOnePage(physical, size: UInt64(size), direction: direction, state: $0) }) {
+            return IOVirtualAddress(bus)
         }
         return try mapGeneral(physical, size: UInt64(size), direction: direction, call: "map")
     }
 
-    /// The hot path: a buffer within one granule of a trusted device's translated domain.
+    /// The hot path: a buffer within one granule of a trusted device's translated domain, with
+    /// an IOVA from the thread's cache. Returns the bus address, or nil with nothing changed —
+    /// not such a buffer, an empty cache, a refused mapping — and the general path then does
+    /// the work again and reports what went wrong, so no error travels through here.
     @inline(__always)
-    func mapOnePage(_ physical: PhysicalAddress, size: UInt64, direction: DMADirection,
-                    state: DMADomainState) throws(DMAError) -> IOVirtualAddress {
+    func mapOnePage(_ physical: PhysicalAddress, size: UInt64, direction: DMADirection, state: DMADomainState) -> UInt64? {
         let offset = physical.value & state.granuleMask
+        guard offset &+ size <= state.granule else { return nil }
         let limit = streamingLimit.load(ordering: .relaxed)
-        let iova: UInt64
-        do { iova = try state.allocator.allocate(size: state.granule, limit: limit, preferredLimit: preferredLimit(under: limit)) }
-        catch { throw .addressSpaceExhausted(error) }
-        let failure = state.domainReference._withUnsafeGuaranteedRef { domain -> IOMMUError? in
+        guard let iova = state.allocator.allocateFromCache(size: state.granule, limit: limit,
+                                                            preferredLimit: preferredLimit(under: limit)) else { return nil }
+        let mapped = state.domainReference._withUnsafeGuaranteedRef { domain -> Bool in
             do throws(IOMMUError) {
                 try domain.mapOwnedGranule(iova: iova, physical: physical.value &- offset, permissions: direction.devicePermissions)
-            } catch { return error }
-            return nil
+            } catch { return false }
+            return true
         }
-        if let failure {
-            try? state.allocator.free(address: iova, size: state.granule)
-            throw .iommu(failure)
+        guard mapped else {
+            try? state.allocator.freeExclusively(address: iova, size: state.granule)
+            return nil
         }
         state.ledger.record(iova: iova, granules: 1)
         let slot = slots.current
         slot.pointee.bump(slot.pointee.maps, by: 1)
         slot.pointee.bump(slot.pointee.bytes, by: size)
-        return IOVirtualAddress(iova &+ offset)
+        return iova &+ offset
     }
 
     @inline(never)
@@ -146,47 +143,36 @@ extension DeviceDMA {
     @inline(__always)
     public func unmap(_ busAddress: IOVirtualAddress, size: Int, direction: DMADirection) throws(DMAError) {
         guard size > 0 else { throw Self.sizeError(size) }
-        if let reference = fastStateReference, !isClaimed {
-            let outcome = reference._withUnsafeGuaranteedRef { state -> Result<Void, DMAError>? in
-                guard busAddress.value & state.granuleMask &+ UInt64(size) <= state.granule else { return nil }
-                return Result { () throws(DMAError) in try unmapOnePage(busAddress, size: UInt64(size), state: state) }
-            }
-            if let outcome { return try outcome.get() }
+        if let reference = fastStateReference, !isClaimed,
+           reference._withUnsafeGuaranteedRef({ unmapOnePage(busAddress, size: UInt64(size), state: $0) }) {
+            return
         }
         try unmapGeneral(busAddress, size: UInt64(size), direction: direction, call: "unmap")
     }
 
+    /// The hot path: a live single-granule mapping. Returns false with nothing changed when the
+    /// ledger or the page table does not show one; the general path then decides and reports.
     @inline(__always)
-    func unmapOnePage(_ busAddress: IOVirtualAddress, size: UInt64, state: DMADomainState) throws(DMAError) {
+    func unmapOnePage(_ busAddress: IOVirtualAddress, size: UInt64, state: DMADomainState) -> Bool {
+        guard busAddress.value & state.granuleMask &+ size <= state.granule else { return false }
         let iova = busAddress.value & ~state.granuleMask
+        guard let entry = state.ledger.singleGranuleEntry(iova: iova) else { return false }
         var gather = IOTLBGather()
         let domain = state.domainReference
-        if let entry = state.ledger.singleGranuleEntry(iova: iova) {
-            // Clearing the page-table entry is atomic: of two racing unmaps, one finds it gone.
-            guard domain._withUnsafeGuaranteedRef({ $0.unmapGranule(iova: iova, gather: &gather) }) != nil else {
-                throw .notMapped(busAddress: busAddress.value)
-            }
-            state.ledger.clear(entry)
-        } else {
-            switch state.ledger.release(iova: iova, granules: 1) {
-            case .released: break
-            case .notMapped: throw .notMapped(busAddress: busAddress.value)
-            case let .mismatch(mapped):
-                throw .sizeMismatch(busAddress: busAddress.value, mapped: mapped * state.granule, given: size)
-            }
-            guard domain._withUnsafeGuaranteedRef({ $0.unmapGranule(iova: iova, gather: &gather) }) != nil else {
-                throw .notMapped(busAddress: busAddress.value)
-            }
-        }
+        // Clearing the page-table entry is atomic: of two racing unmaps, one finds it gone.
+        guard domain._withUnsafeGuaranteedRef({ $0.unmapGranule(iova: iova, gather: &gather) }) != nil else { return false }
+        state.ledger.clear(entry)
         let slot = slots.current
         slot.pointee.bump(slot.pointee.unmaps, by: 1)
         if state.isLazy {
             state.deferUnmap(iova: iova, size: state.granule, slot: slot, capacity: slots.queueCapacity)
         } else {
             domain._withUnsafeGuaranteedRef { $0.flush(gather) }
-            // This unmap cleared the page-table entry, so no other call frees this range.
-            do { try state.allocator.freeExclusively(address: iova, size: state.granule) } catch { throw .allocator(error) }
+            // This unmap cleared the page-table entry, so it alone frees the range: the free
+            // cannot be refused (the deferred frees of lazy domains rely on the same).
+            try? state.allocator.freeExclusively(address: iova, size: state.granule)
         }
+        return true
     }
 
     @inline(never)

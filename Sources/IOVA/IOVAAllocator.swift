@@ -145,13 +145,22 @@ public final class IOVAAllocator: Sendable {
     @inlinable @inline(__always)
     public func allocate(size: UInt64, limit: UInt64, preferredLimit: UInt64? = nil,
                          sizeAligned: Bool = true) throws(IOVAError) -> UInt64 {
-        if sizeAligned {
-            var effective = limit
-            var preferred: UInt64 = 0
-            if let p = preferredLimit, p < limit { effective = p; preferred = 1 }
-            if let address = cachedAllocation(size: size, limit: effective, preferred: preferred) { return address }
+        if sizeAligned, let address = allocateFromCache(size: size, limit: limit, preferredLimit: preferredLimit) {
+            return address
         }
         return try allocateGeneral(size: size, limit: limit, preferredLimit: preferredLimit, sizeAligned: sizeAligned)
+    }
+
+    /// A size-aligned ``allocate(size:limit:preferredLimit:sizeAligned:)`` served only from the
+    /// calling thread's cache: nil, with nothing changed, when the cache cannot serve it (a size
+    /// above ``maxCachedGranules`` granules, an empty magazine, a cached block beyond the limit).
+    /// For a hot path that falls back to `allocate` itself; never searches, drains or fails.
+    @inlinable @inline(__always)
+    public func allocateFromCache(size: UInt64, limit: UInt64, preferredLimit: UInt64? = nil) -> UInt64? {
+        var effective = limit
+        var preferred: UInt64 = 0
+        if let p = preferredLimit, p < limit { effective = p; preferred = 1 }
+        return cachedAllocation(size: size, limit: effective, preferred: preferred)
     }
 
     /// The fast path, inlined into callers: a cacheable size popped from the top of this
