@@ -64,32 +64,5 @@ public struct CalgaryErrorRecord: Sendable, Hashable, Codable {
     }
 }
 
-/// Fixed slots used round robin; a full next slot drops the record and counts it.
-struct CalgaryErrorLog {
-    private(set) var slots: [CalgaryErrorRecord?]
-    private(set) var nextIndex = 0
-    private(set) var overflowed = false
-    private(set) var dropped: UInt64 = 0
-
-    init(capacity: Int) { slots = Array(repeating: nil, count: max(1, min(capacity, 64))) }
-
-    var pending: Bool { slots.contains { $0 != nil } }
-
-    mutating func record(_ record: CalgaryErrorRecord) -> Bool {
-        guard slots[nextIndex] == nil else {
-            overflowed = true
-            dropped += 1
-            return false
-        }
-        slots[nextIndex] = record
-        nextIndex = (nextIndex + 1) % slots.count
-        return true
-    }
-
-    mutating func clear(slot: Int) {
-        guard slots.indices.contains(slot) else { return }
-        slots[slot] = nil
-    }
-
-    mutating func clearOverflow() { overflowed = false }
-}
+/// The unit's error slots (see ``BoundedRecordLog``).
+typealias CalgaryErrorLog = BoundedRecordLog<CalgaryErrorRecord>
