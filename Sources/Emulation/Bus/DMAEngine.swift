@@ -73,10 +73,13 @@ public final class DMAEngine: Sendable {
     }
 
     @inline(__always)
-    private var route: RouteBox {
+    private var route: RouteBox { routeReference.takeUnretainedValue() }
+
+    @inline(__always)
+    private var routeReference: Unmanaged<RouteBox> {
         let bits = currentRoute.load(ordering: .acquiring)
         // Never dangling: `routes` keeps every box alive as long as the engine.
-        return Unmanaged<RouteBox>.fromOpaque(UnsafeRawPointer(bitPattern: bits).unsafelyUnwrapped).takeUnretainedValue()
+        return Unmanaged<RouteBox>.fromOpaque(UnsafeRawPointer(bitPattern: bits).unsafelyUnwrapped)
     }
 
     public var statistics: DMAStatistics {
@@ -116,7 +119,17 @@ public final class DMAEngine: Sendable {
 
     private func transfer(_ start: IOVirtualAddress, count: Int, access: BusAccess,
                           move: (UnsafeMutableRawPointer, Int, Int) -> Void) -> DMATransferResult {
-        let unit = route.unit
+        // Borrowed, not retained: `routes` keeps every box (and its unit) alive as long as the
+        // engine, and a retain of a unit (weakly referenced, so its count lives in a side
+        // table) would be an atomic read-modify-write per access.
+        routeReference._withUnsafeGuaranteedRef { box in
+            transfer(start, count: count, access: access, through: box.unit, move: move)
+        }
+    }
+
+    @inline(__always)
+    private func transfer(_ start: IOVirtualAddress, count: Int, access: BusAccess, through unit: borrowing (any TranslationUnit)?,
+                          move: (UnsafeMutableRawPointer, Int, Int) -> Void) -> DMATransferResult {
         var done = 0
         var cached: UInt64 = 0, walked: UInt64 = 0
         defer {
@@ -136,8 +149,8 @@ public final class DMAEngine: Sendable {
             let pageRemainder = Int(PageSize.size4K - (address.value & (PageSize.size4K - 1)))
             var length = min(pageRemainder, count - done)
             let physical: PhysicalAddress
-            if let unit {
-                switch unit.translate(address, requester: requester, access: access) {
+            if unit != nil {
+                switch unit.unsafelyUnwrapped.translate(address, requester: requester, access: access) {
                 case let .translated(translation):
                     physical = translation.physical
                     length = min(length, Int(clamping: translation.contiguousBytes))

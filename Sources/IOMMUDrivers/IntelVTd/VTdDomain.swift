@@ -25,10 +25,14 @@ final class VTdDomain: IOMMUDomain, @unchecked Sendable {
     }
 
     override func mapPage(iova: UInt64, physical: UInt64, pageSize: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
-        guard let table else { throw .domainDoesNotTranslate(kind) }
-        do { try table.map(iova: iova, physical: physical, pageSize: pageSize, permissions: permissions) } catch {
-            throw Self.generic(error)
+        guard let tableReference else { throw .domainDoesNotTranslate(kind) }
+        let failure = tableReference._withUnsafeGuaranteedRef { table -> PageTableError? in
+            do throws(PageTableError) {
+                try table.map(iova: iova, physical: physical, pageSize: pageSize, permissions: permissions)
+            } catch { return error }
+            return nil
         }
+        if let failure { throw Self.generic(failure) }
     }
 
     override func unmapPage(iova: UInt64, pageSize: UInt64) -> UInt64 {
