@@ -65,6 +65,7 @@ extension DeviceDMA {
                 bus = IOVirtualAddress(try bouncePool(below: mask).take(physical, size: length, direction: direction).value)
             }
         case let .translated(state):
+            if let shadow { bus = try mapShadow(physical, length: length, direction: direction, pool: shadow); break }
             var source = physical
             let offset = physical.value & state.granuleMask
             if bouncesPartialPages && (offset != 0 || length & state.granuleMask != 0) {
@@ -191,6 +192,7 @@ extension DeviceDMA {
                 try pool.release(PhysicalAddress(busAddress.value), size: length, direction: direction)
             }
         case let .translated(state):
+            if let shadow, try unmapShadow(busAddress, length: length, pool: shadow) { break }
             let source = try unmapTranslated(busAddress, length: length, in: state)
             if bouncesPartialPages, let pool = existingBouncePool, pool.contains(source) {
                 try pool.release(source, size: length, direction: direction)
