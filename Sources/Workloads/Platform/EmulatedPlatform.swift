@@ -35,12 +35,16 @@ public final class EmulatedPlatform: Sendable {
     /// The IOMMU hardware units, in the specification's order.
     public let units: [any ReportingUnit]
     public let dma: [PCIAddress: DeviceDMA]
+    /// How each device's DMA handle was configured (and a device plugged back later should be).
+    public let dmaConfiguration: DMAConfiguration
 
     /// Builds the machine the specification describes and adds every device
-    /// to the IOMMU-API, which gives each group its default domain.
+    /// to the IOMMU-API, which gives each group its default domain; every
+    /// device's DMA handle gets `dmaConfiguration`.
     /// - Throws: ``PlatformError`` naming the part that failed.
-    public init(_ specification: PlatformSpecification) throws(PlatformError) {
+    public init(_ specification: PlatformSpecification, dmaConfiguration: DMAConfiguration = .init()) throws(PlatformError) {
         self.specification = specification
+        self.dmaConfiguration = dmaConfiguration
         do {
             memory = try PhysicalMemory(size: specification.memoryBytes)
             pages = try PhysicalPageAllocator(memory: memory, usable: specification.usableMemory)
@@ -81,7 +85,8 @@ public final class EmulatedPlatform: Sendable {
             let unit = specification.unit(for: spec).flatMap { built[$0.name] }
             do { try bus.plug(device, behind: unit) } catch { throw .bus(error) }
             do { try subsystem.addDevice(device) } catch { throw .iommu(error) }
-            do { handles[spec.address] = try DeviceDMA(device: device, subsystem: subsystem, pages: pages) } catch {
+            do { handles[spec.address] = try DeviceDMA(device: device, subsystem: subsystem, pages: pages,
+                                                          configuration: dmaConfiguration) } catch {
                 throw .dma(device: spec.address, error)
             }
         }
