@@ -108,7 +108,7 @@ final class ShadowPool: Sendable {
         let runLength = fits ? Int((offset + size + granule - 1) >> granuleShift) : granuleCount + 1
         let first = try slots.withLock { (slots) throws(DMAError) -> Int in
             guard !slots.released else { throw .deviceUnavailable(device, reason: "its shadow pool was released at removal") }
-            guard runLength <= slots.free, let first = Self.findRun(runLength, in: slots) else {
+            guard runLength <= slots.free, let first = Self.findRun(runLength, in: &slots) else {
                 throw .shadowPoolExhausted(size: size, granulesFree: UInt64(slots.free))
             }
             Self.mark(first, runLength, taken: true, in: &slots)
@@ -216,7 +216,8 @@ final class ShadowPool: Sendable {
     // MARK: Slot search
 
     /// The first granule of `length` free granules, searching from the hint and wrapping once.
-    static func findRun(_ length: Int, in slots: Slots) -> Int? {
+    /// (`inout` only so that the slot arrays are borrowed, not retained, on every map.)
+    static func findRun(_ length: Int, in slots: inout Slots) -> Int? {
         let count = slots.records.count
         guard length <= count else { return nil }
         if length == 1 {
@@ -243,7 +244,7 @@ final class ShadowPool: Sendable {
     }
 
     @inline(__always)
-    static func isTaken(_ index: Int, _ slots: Slots) -> Bool { slots.taken[index >> 6] & (1 << UInt64(index & 63)) != 0 }
+    static func isTaken(_ index: Int, _ slots: borrowing Slots) -> Bool { slots.taken[index >> 6] & (1 << UInt64(index & 63)) != 0 }
 
     static func mark(_ first: Int, _ length: Int, taken: Bool, in slots: inout Slots) {
         for index in first..<(first + length) {
