@@ -7,9 +7,11 @@ extension DeviceDMA {
     /// transfer in `direction`; returns the bus address the device must use,
     /// which keeps the buffer's offset within its page. The direction becomes
     /// the device's permission. Behind no IOMMU a buffer beyond the streaming
-    /// mask is bounced below it; an untrusted device's partial pages are bounced.
+    /// mask is bounced below it; an untrusted device's partial pages are bounced. A shadow-buffer device's
+    /// buffer is copied into its pool (``StreamingProtection/shadowBuffers(granules:)``).
     /// - Throws: ``DMAError/zeroSize``, ``DMAError/negativeSize(_:)``, ``DMAError/beyondMask(physical:size:mask:)``,
-    ///   ``DMAError/bouncePoolExhausted(size:mask:)``, ``DMAError/addressSpaceExhausted(_:)``,
+    ///   ``DMAError/bouncePoolExhausted(size:mask:)``, ``DMAError/shadowPoolExhausted(size:granulesFree:)``,
+    ///   ``DMAError/addressSpaceExhausted(_:)``,
     ///   ``DMAError/deviceUnavailable(_:reason:)``, ``DMAError/iommu(_:)``, ``DMAError/memory(_:)``.
     @inline(__always)
     public func map(_ physical: PhysicalAddress, size: Int, direction: DMADirection) throws(DMAError) -> IOVirtualAddress {
