@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The protection fuzzer at full size, in release (the debug unit suite runs 144 thousand operations):
+# The protection fuzzer at full size, in release (the debug unit suite runs 240 thousand operations):
 # FUZZ_OPS operations (default one million) per family and strategy, every emulated family and the
-# strict, lazy and passthrough strategies, the families two at a time on CI's two cores; then a fault
+# strict, lazy, shadow and passthrough strategies (ProtectionStrategy.fuzzed: `fuzz` without --policy
+# runs them all), the families two at a time on CI's two cores; then a fault
 # storm of a million faults per family and strategy whose resident memory must stay within 64 MiB.
 # A disagreement with the model prints the seed and the command that replays it, and fails the step.
 set -euo pipefail

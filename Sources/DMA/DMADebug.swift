@@ -104,11 +104,13 @@ extension DeviceDMA {
     /// Live streaming mappings as debug checking tracks them (0 when it is off).
     public var liveMappings: Int { debug?.liveCount ?? 0 }
 
-    /// Called when the device is removed: with debug checking, reports and
-    /// refuses if mappings are still live (the driver leaked them).
+    /// Called when the device is removed (its driver's remove(), before the IOMMU-API lets the device go):
+    /// gives its shadow pool back, and with debug checking reports and refuses if mappings are still live
+    /// (the driver leaked them; shadow mappings among them are dropped without a copy-back).
     /// - Throws: ``DMAError/mappingsLiveAtRemoval(_:count:)``.
     public func deviceRemoved() throws(DMAError) {
         flushDeferred()
+        releaseShadowPool(domainAlive: true)
         guard let debug else { return }
         let live = debug.removing()
         if live > 0 { throw .mappingsLiveAtRemoval(device.address, count: live) }

@@ -13,6 +13,8 @@ public enum DMAError: Error, Equatable, Sendable, CustomStringConvertible {
     case addressSpaceExhausted(IOVAError)
     /// The bounce pool has no room for `size` bytes, or no pool fits below the mask.
     case bouncePoolExhausted(size: UInt64, mask: UInt64)
+    /// The device's shadow pool has no run of free slots for `size` bytes (``StreamingProtection/shadowBuffers(granules:)``).
+    case shadowPoolExhausted(size: UInt64, granulesFree: UInt64)
     case notMapped(busAddress: UInt64)
     /// The mapping at this address was already unmapped (reported by debug checking).
     case alreadyUnmapped(busAddress: UInt64)
@@ -42,6 +44,8 @@ public enum DMAError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .invalidMask(bits): "a DMA mask of \(bits) bits is not supported (12...64, at most the device's width)"
         case let .addressSpaceExhausted(error): "no I/O virtual address space: \(error)"
         case let .bouncePoolExhausted(size, mask): "no bounce buffer of \(size) bytes below \(hex(mask))"
+        case let .shadowPoolExhausted(size, free):
+            "no run of free shadow slots for \(size) bytes (\(free) slots free)"
         case let .notMapped(bus): "bus address \(hex(bus)) is not a live mapping"
         case let .alreadyUnmapped(bus): "bus address \(hex(bus)) was already unmapped (double unmap)"
         case let .sizeMismatch(bus, mapped, given):

@@ -7,9 +7,11 @@ extension DeviceDMA {
     /// transfer in `direction`; returns the bus address the device must use,
     /// which keeps the buffer's offset within its page. The direction becomes
     /// the device's permission. Behind no IOMMU a buffer beyond the streaming
-    /// mask is bounced below it; an untrusted device's partial pages are bounced.
+    /// mask is bounced below it; an untrusted device's partial pages are bounced. A shadow-buffer device's
+    /// buffer is copied into its pool (``StreamingProtection/shadowBuffers(granules:)``).
     /// - Throws: ``DMAError/zeroSize``, ``DMAError/negativeSize(_:)``, ``DMAError/beyondMask(physical:size:mask:)``,
-    ///   ``DMAError/bouncePoolExhausted(size:mask:)``, ``DMAError/addressSpaceExhausted(_:)``,
+    ///   ``DMAError/bouncePoolExhausted(size:mask:)``, ``DMAError/shadowPoolExhausted(size:granulesFree:)``,
+    ///   ``DMAError/addressSpaceExhausted(_:)``,
     ///   ``DMAError/deviceUnavailable(_:reason:)``, ``DMAError/iommu(_:)``, ``DMAError/memory(_:)``.
     @inline(__always)
     public func map(_ physical: PhysicalAddress, size: Int, direction: DMADirection) throws(DMAError) -> IOVirtualAddress {
@@ -62,6 +64,7 @@ extension DeviceDMA {
                 bus = IOVirtualAddress(try bouncePool(below: mask).take(physical, size: length, direction: direction).value)
             }
         case let .translated(state):
+            if let shadow { bus = try mapShadow(physical, length: length, direction: direction, pool: shadow); break }
             var source = physical
             let offset = physical.value & state.granuleMask
             if bouncesPartialPages && (offset != 0 || length & state.granuleMask != 0) {
@@ -186,6 +189,7 @@ extension DeviceDMA {
                 try pool.release(PhysicalAddress(busAddress.value), size: length, direction: direction)
             }
         case let .translated(state):
+            if let shadow, try unmapShadow(busAddress, length: length, pool: shadow) { break }
             let source = try unmapTranslated(busAddress, length: length, in: state)
             if bouncesPartialPages, let pool = existingBouncePool, pool.contains(source) {
                 try pool.release(source, size: length, direction: direction)

@@ -28,6 +28,10 @@ extension DeviceDMA {
         switch try checkUsable() {
         case .direct: physical = PhysicalAddress(busAddress.value)
         case let .translated(state):
+            if let shadow, shadow.contains(busAddress.value) {
+                let copies = toDevice ? direction != .fromDevice : direction != .toDevice
+                return try shadow.sync(busAddress.value, size: length, toDevice: toDevice, copying: copies)
+            }
             guard let found = state.domain.translate(busAddress) else {
                 throw .syncOfUnmapped(busAddress: busAddress.value, size: length)
             }

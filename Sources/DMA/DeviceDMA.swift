@@ -39,6 +39,8 @@ public final class DeviceDMA: Sendable {
     let streamingLimit: Atomic<UInt64>
     let coherentMaskValue: Atomic<UInt64>
     let bounce = HostLock<BouncePool?>(nil)
+    /// The shadow pool streaming mappings go through (``StreamingProtection/shadowBuffers(granules:)``).
+    let shadow: ShadowPool?
 
     enum Route: Sendable {
         case direct
@@ -76,17 +78,23 @@ public final class DeviceDMA: Sendable {
         var translatedState: DMADomainState?
         if case let .translated(state) = route { translatedState = state }
         bouncesPartialPages = translatedState != nil && device.isUntrusted
-        // Linux-placed domains keep every call on the general path, where the placement is dispatched.
-        fastState = configuration.debugChecks || device.isUntrusted || translatedState?.linuxPlacement != nil ? nil : translatedState
+        let streamingLimit = min(mask, translatedState?.domain.geometry.aperture.upperBound ?? mask)
+        shadow = try Self.makeShadowPool(for: device, route: route, configuration: configuration, pages: pages,
+                                         limit: streamingLimit, prefers32BitAddresses: prefers32BitAddresses)
+        // Linux-placed domains and shadow-buffer devices keep every call on the general path,
+        // where the placement is dispatched and the pool is used.
+        fastState = configuration.debugChecks || device.isUntrusted || shadow != nil
+            || translatedState?.linuxPlacement != nil ? nil : translatedState
         fastStateReference = fastState.map { Unmanaged.passUnretained($0) }
         claimGroup = managed.map { Unmanaged.passUnretained($0.group) }
-        streamingLimit = Atomic(min(mask, translatedState?.domain.geometry.aperture.upperBound ?? mask))
+        self.streamingLimit = Atomic(streamingLimit)
         slots = ThreadSlotRegistry(queueCapacity: configuration.flushQueueThreshold) { [translatedState] slot in
             translatedState?.adopt(slot)
         }
     }
 
     deinit {
+        releaseShadowPool(domainAlive: managed.map { !$0.group.devices.isEmpty } ?? false)
         if case let .translated(state) = route { state.forget(slots.all) }
     }
 

@@ -60,18 +60,22 @@ enum MonotonicClock {
 /// periodically flushes lazy domains whose oldest queued unmap waited longer
 /// than their timeout, so that an idle device's ranges do not stay reachable forever.
 ///
-/// It holds its domains unretained (a weak reference would give every
-/// domain state a side table and make each retain on the hot path a slow
-/// one); a state leaves the list in its deinit, under the same lock the tick holds.
+/// It holds its domains strongly and lets a state go on the first tick that
+/// finds the list's reference the only one left, releasing it after the lock
+/// is dropped. (Held unretained, a state could have its last reference
+/// dropped by another thread while the tick ran it, and its deinit then ran
+/// on the tick thread, inside the tick's lock, which it needs to leave the
+/// list: a self-deadlock seen in the debug fuzz suite. A weak reference
+/// would give every state a side table and slow each hot-path retain.)
 final class FlushTimer: Sendable {
     static let shared = FlushTimer()
-    private struct Watched: @unchecked Sendable { let state: Unmanaged<DMADomainState> }
+    private struct Watched: Sendable { var state: DMADomainState }
     private let watched = HostLock<[Watched]>([])
     private let started = HostLock(false)
     static let tickNanoseconds: UInt64 = 1_000_000
 
     func watch(_ state: DMADomainState) {
-        watched.withLock { $0.append(Watched(state: Unmanaged.passUnretained(state))) }
+        watched.withLock { $0.append(Watched(state: state)) }
         let start = started.withLock { started in
             defer { started = true }
             return !started
@@ -80,8 +84,7 @@ final class FlushTimer: Sendable {
     }
 
     func forget(_ state: DMADomainState) {
-        let identity = Unmanaged.passUnretained(state).toOpaque()
-        watched.withLock { list in list.removeAll { $0.state.toOpaque() == identity } }
+        watched.withLock { list in list.removeAll { $0.state === state } }
     }
 
     private func startThread() {
@@ -97,9 +100,19 @@ final class FlushTimer: Sendable {
     }
 
     private func tick() {
+        var departed: [DMADomainState] = []
         watched.withLock { list in
             let now = MonotonicClock.now()
-            for entry in list { entry.state._withUnsafeGuaranteedRef { $0.flushExpired(now: now) } }
+            var index = 0
+            while index < list.count {
+                if isKnownUniquelyReferenced(&list[index].state) {
+                    departed.append(list.remove(at: index).state)
+                    continue
+                }
+                list[index].state.flushExpired(now: now)
+                index += 1
+            }
         }
+        departed.removeAll() // their deinits run here, outside the lock
     }
 }

@@ -54,7 +54,7 @@ extension DeviceDMA {
     public func mapScatterList(_ list: [DMAScatterSegment], direction: DMADirection) throws(DMAError) -> MappedScatterList {
         guard !list.isEmpty, list.allSatisfy({ $0.length > 0 }) else { throw .emptyScatterList }
         switch try checkUsable() {
-        case let .translated(state) where !bouncesPartialPages:
+        case let .translated(state) where !bouncesPartialPages && shadow == nil:
             return try mapTranslatedList(list, direction: direction, state: state)
         default:
             var mapped: [DMABusSegment] = []

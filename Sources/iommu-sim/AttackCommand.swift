@@ -3,7 +3,7 @@ import Workloads
 
 /// `iommu-sim attack [SCENARIO]`: the attack scenarios against every family and strategy.
 ///
-/// `--json` prints `{ "outcomes": [ { "scenario", "family", "strategy", "attempted", "attempts", "blocked", "faults",
+/// `--json` prints `{ "outcomes": [ { "scenario", "family", "strategy", "attempted", "attempts", "blocked", "contained", "faults",
 /// "bytesAttempted", "bytesLeakedInWindows": { window: bytes }, "bytesLeakedUndocumented", "notes": [...],
 /// "unsupported" | absent } ] }`; every outcome's verdict is derived from those numbers as in the text output.
 struct AttackCommand: ParsableCommand {
@@ -21,7 +21,7 @@ struct AttackCommand: ParsableCommand {
     @Option(name: .long, help: "Comma-separated families (default: every emulated one).")
     var driver: String?
 
-    @Option(name: .long, help: "Comma-separated strategies: strict, lazy (default: both).")
+    @Option(name: .long, help: "Comma-separated strategies: strict, lazy, shadow (default: all three).")
     var policy: String?
 
     @Option(name: .long, help: "Faults the fault-storm scenario provokes per family and strategy.")

@@ -20,8 +20,8 @@ struct BenchDMAOptions: ParsableArguments {
     @Option(name: .long, help: "to-device, from-device or bidirectional.")
     var direction: String = "bidirectional"
 
-    @Option(name: .long, help: "Comma-separated invalidation policies: strict,lazy.")
-    var policy: String = "strict,lazy"
+    @Option(name: .long, help: "Comma-separated protection policies: strict, lazy (invalidation), shadow (shadow buffers in a strict domain).")
+    var policy: String = "strict,lazy,shadow"
 
     @Option(name: .long, help: "IOMMU family (an emulated one): \(IOMMUFamily.allCases.filter(\.isEmulated).map(\.rawValue).joined(separator: ", ")).")
     var driver: String = IOMMUFamily.intelVTd.rawValue
@@ -43,14 +43,14 @@ struct BenchDMAOptions: ParsableArguments {
         guard let family = IOMMUFamily(rawValue: driver), family.isEmulated else {
             throw ValidationError("unknown or unemulated --driver '\(driver)': expected \(IOMMUFamily.allCases.filter(\.isEmulated).map(\.rawValue).joined(separator: ", "))")
         }
-        var policies: [DefaultDomainPolicy.Invalidation] = []
+        var policies: [DMABenchmark.Policy] = []
         for name in policy.split(separator: ",") {
-            guard let chosen = DefaultDomainPolicy.Invalidation(rawValue: String(name)) else {
-                throw ValidationError("unknown policy '\(name)': expected strict or lazy")
+            guard let chosen = DMABenchmark.Policy(rawValue: String(name)) else {
+                throw ValidationError("unknown policy '\(name)': expected strict, lazy or shadow")
             }
             policies.append(chosen)
         }
-        guard !policies.isEmpty else { throw ValidationError("--policy needs strict, lazy or both") }
+        guard !policies.isEmpty else { throw ValidationError("--policy needs one or more of strict, lazy, shadow") }
         var options = DMABenchmark.Options()
         options.threads = threads
         options.seconds = seconds

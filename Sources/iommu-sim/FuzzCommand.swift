@@ -4,7 +4,7 @@ import Workloads
 /// `iommu-sim fuzz`: the protection fuzzer over every family and strategy.
 ///
 /// `--json` prints `{ "passed", "runs": [ { "family", "strategy", "seed", "operations", "dmaCalls",
-/// "iommuCalls", "deviceAccesses", "faults", "bytesReached": { "mapped", "direct", "pass-through", "stale" },
+/// "iommuCalls", "deviceAccesses", "faults", "bytesReached": { "mapped", "direct", "pass-through", "stale", "shadow" },
 /// "staleHits", "staleFaults", "refusalsChecked", "memorySweeps", "faultsDelivered", "seconds",
 /// "mismatch": { "operation", "detail", "replay" } | absent } ] }`.
 struct FuzzCommand: ParsableCommand {
@@ -22,7 +22,7 @@ struct FuzzCommand: ParsableCommand {
     @Option(name: .long, help: "Comma-separated families (default: every emulated one).")
     var driver: String?
 
-    @Option(name: .long, help: "Comma-separated strategies: strict, lazy, passthrough (default: all three).")
+    @Option(name: .long, help: "Comma-separated strategies: strict, lazy, shadow, passthrough (default: all four).")
     var policy: String?
 
     @Flag(name: .long, help: "Print one JSON object instead of text.")

@@ -16,7 +16,7 @@ import Testing
 
     @Test func theRegistryNamesEachScenarioOnce() {
         let names = AttackScenario.all.map(\.name)
-        #expect(Set(names).count == names.count && names.count == 8)
+        #expect(Set(names).count == names.count && names.count == 9)
         #expect(AttackScenario.all.allSatisfy { !$0.summary.isEmpty })
         #expect(AttackScenario.named("rid-spoof") != nil && AttackScenario.named("nope") == nil)
     }

@@ -67,6 +67,7 @@ import Testing
     @Test func unknownStrategiesAndFamiliesAreNamedInErrors() {
         #expect(ProtectionStrategy.named("lazy") == .lazy)
         #expect(ProtectionStrategy.named("pass-through") == .passThrough)
-        #expect(ProtectionStrategy.named("shadow") == nil)
+        #expect(ProtectionStrategy.named("shadow") == .shadow && ProtectionStrategy.all.contains(.shadow))
+        #expect(ProtectionStrategy.named("bounce") == nil)
     }
 }

@@ -18,7 +18,7 @@ public enum DMABenchmark {
         public var iterations: Int?
         public var pages: Int = 1
         public var direction: DMADirection = .bidirectional
-        public var policies: [DefaultDomainPolicy.Invalidation] = [.strict, .lazy]
+        public var policies: [Policy] = [.strict, .lazy, .shadow]
         public var family: IOMMUFamily = .intelVTd
         /// Mappings made before they are unmapped, per timed batch.
         public var batch: Int = 32
@@ -28,6 +28,13 @@ public enum DMABenchmark {
         public var amdLeafArray: Bool?
 
         public init() {}
+    }
+
+    /// How the NIC's mappings are protected: its domain's invalidation policy, or shadow buffers in a strict domain.
+    public enum Policy: String, Sendable, Hashable, CaseIterable {
+        case strict, lazy, shadow
+
+        var invalidation: DefaultDomainPolicy.Invalidation { self == .lazy ? .lazy : .strict }
     }
 
     public struct Result: Codable, Sendable, Hashable {
@@ -85,7 +92,7 @@ public enum DMABenchmark {
         var results: [Result] = []
         for policy in options.policies {
             var specification = try PlatformSpecification.defaultPlatform(family: options.family,
-                                                                          policy: DefaultDomainPolicy(invalidation: policy))
+                                                                          policy: DefaultDomainPolicy(invalidation: policy.invalidation))
             let top = max(8, options.memoryGiB) << 30
             specification.memoryBytes = top
             specification.usableMemory = specification.usableMemory.compactMap { range in
@@ -94,7 +101,7 @@ public enum DMABenchmark {
             if let leafArray = options.amdLeafArray {
                 for index in specification.units.indices { specification.units[index].amdViLeafArray = leafArray }
             }
-            let platform = try EmulatedPlatform(specification)
+            let platform = try EmulatedPlatform(specification, dmaConfiguration: dmaConfiguration(policy, options: options))
             guard let nic = platform.dma(for: "nic0") else { continue }
             let size = options.pages * 4096
             var buffers: [PhysicalAddress] = []
@@ -163,7 +170,8 @@ public enum DMABenchmark {
     /// The driver's page-table work alone: IOMMU-API map + unmap of one page at an IOVA the
     /// allocator handed out, without the DMA layer and without invalidation.
     static func domainMapUnmap(_ nic: DeviceDMA, buffer: PhysicalAddress, iterations: Int) throws -> Double {
-        guard let domain = nic.managed?.group.defaultDomain, domain.kind.usesDMALayer else { return 0 }
+        // A shadow device's map hands out slots of its pool, which stays mapped: no free IOVA to borrow, and no table work to time.
+        guard let domain = nic.managed?.group.defaultDomain, domain.kind.usesDMALayer, !nic.usesShadowBuffers else { return 0 }
         let free = try nic.map(buffer, size: 4096, direction: .fromDevice)
         try nic.unmap(free, size: 4096, direction: .fromDevice)
         nic.flushDeferred()
@@ -178,7 +186,14 @@ public enum DMABenchmark {
         return Double(elapsed) / Double(max(1, iterations))
     }
 
-    static func summarize(_ samples: [ThreadSamples], options: Options, policy: DefaultDomainPolicy.Invalidation,
+    /// Shadow buffers get a pool that holds every thread's batch of mappings at once.
+    static func dmaConfiguration(_ policy: Policy, options: Options) -> DMAConfiguration {
+        guard policy == .shadow else { return DMAConfiguration() }
+        let granules = max(StreamingProtection.defaultShadowGranules, options.threads * max(1, options.batch) * (options.pages + 1))
+        return DMAConfiguration(streamingProtection: .shadowBuffers(granules: granules))
+    }
+
+    static func summarize(_ samples: [ThreadSamples], options: Options, policy: Policy,
                           deviceReadNs: Double, window: LazyWindowStatistics) -> Result {
         func meanAndDeviation(_ values: [Double]) -> (Double, Double) {
             guard !values.isEmpty else { return (0, 0) }

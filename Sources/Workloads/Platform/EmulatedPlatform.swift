@@ -35,12 +35,17 @@ public final class EmulatedPlatform: Sendable {
     /// The IOMMU hardware units, in the specification's order.
     public let units: [any ReportingUnit]
     public let dma: [PCIAddress: DeviceDMA]
+    /// The configuration given for every device's DMA handle, replacing each device's own
+    /// (`DeviceSpecification.dma`); nil when each device keeps its own.
+    public let dmaOverride: DMAConfiguration?
 
     /// Builds the machine the specification describes and adds every device
-    /// to the IOMMU-API, which gives each group its default domain.
+    /// to the IOMMU-API, which gives each group its default domain; every
+    /// device's DMA handle gets `dmaConfiguration` when one is given, else its own `dma` configuration.
     /// - Throws: ``PlatformError`` naming the part that failed.
-    public init(_ specification: PlatformSpecification) throws(PlatformError) {
+    public init(_ specification: PlatformSpecification, dmaConfiguration: DMAConfiguration? = nil) throws(PlatformError) {
         self.specification = specification
+        self.dmaOverride = dmaConfiguration
         do {
             memory = try PhysicalMemory(size: specification.memoryBytes)
             pages = try PhysicalPageAllocator(memory: memory, usable: specification.usableMemory)
@@ -81,11 +86,18 @@ public final class EmulatedPlatform: Sendable {
             let unit = specification.unit(for: spec).flatMap { built[$0.name] }
             do { try bus.plug(device, behind: unit) } catch { throw .bus(error) }
             do { try subsystem.addDevice(device) } catch { throw .iommu(error) }
-            do { handles[spec.address] = try DeviceDMA(device: device, subsystem: subsystem, pages: pages, configuration: spec.dma) } catch {
+            do { handles[spec.address] = try DeviceDMA(device: device, subsystem: subsystem, pages: pages,
+                                                          configuration: dmaConfiguration ?? spec.dma) } catch {
                 throw .dma(device: spec.address, error)
             }
         }
         dma = handles
+    }
+
+    /// How the DMA handle of the device at `address` is configured (and should be when the device
+    /// is plugged back).
+    public func dmaConfiguration(for address: PCIAddress) -> DMAConfiguration {
+        dmaOverride ?? specification.devices.first { $0.address == address }?.dma ?? DMAConfiguration()
     }
 
     /// The platform's devices in address order.

@@ -7,11 +7,12 @@ extension AttackOutcome {
         for scenario in seen {
             let rows = outcomes.filter { $0.scenario == scenario }
             out += "\n== \(scenario): \(rows.first?.attempted ?? "")\n"
-            var table = TextTable(["family", "strategy", "attempts", "blocked", "faults", "bytes tried", "leaked (window)",
-                                   "leaked (undocumented)", "verdict"])
+            var table = TextTable(["family", "strategy", "attempts", "blocked", "contained", "faults", "bytes tried",
+                                   "leaked (window)", "leaked (undocumented)", "verdict"])
             for row in rows {
                 let windowed = row.bytesLeakedInWindows.values.reduce(0, +)
-                table.add([row.family, row.strategy, "\(row.attempts)", "\(row.blocked)", "\(row.faults)", "\(row.bytesAttempted)",
+                table.add([row.family, row.strategy, "\(row.attempts)", "\(row.blocked)", "\(row.contained)", "\(row.faults)",
+                           "\(row.bytesAttempted)",
                            "\(windowed)", "\(row.bytesLeakedUndocumented)", row.verdict])
             }
             out += table.render() + "\n"
@@ -29,14 +30,15 @@ extension AttackOutcome {
     public static func renderSummary(_ outcomes: [AttackOutcome]) -> String {
         var keys: [String] = []
         for outcome in outcomes where !keys.contains(outcome.family + "/" + outcome.strategy) { keys.append(outcome.family + "/" + outcome.strategy) }
-        var table = TextTable(["family", "strategy", "scenarios", "accesses", "faults", "leaked (windows)", "leaked (undocumented)"])
+        var table = TextTable(["family", "strategy", "scenarios", "accesses", "faults", "contained", "leaked (windows)",
+                               "leaked (undocumented)"])
         for key in keys {
             let rows = outcomes.filter { $0.family + "/" + $0.strategy == key }
             var windows: [String: UInt64] = [:]
             for row in rows { windows.merge(row.bytesLeakedInWindows, uniquingKeysWith: +) }
             let windowText = windows.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
             table.add([rows[0].family, rows[0].strategy, "\(rows.count)", "\(rows.reduce(0) { $0 + $1.attempts })",
-                       "\(rows.reduce(0) { $0 + $1.faults })", windowText.isEmpty ? "0" : windowText.joined(separator: ", "),
+                       "\(rows.reduce(0) { $0 + $1.faults })", "\(rows.reduce(0) { $0 + $1.contained })", windowText.isEmpty ? "0" : windowText.joined(separator: ", "),
                        "\(rows.reduce(0) { $0 + $1.bytesLeakedUndocumented })"])
         }
         return table.render()

@@ -18,7 +18,7 @@ struct AttackPlatform {
         }
         specification.devices.append(DeviceSpecification(address: Self.untrustedAddress, name: "thunderbolt-dev",
                                                           deviceClass: .other, isUntrusted: true))
-        platform = try EmulatedPlatform(specification)
+        platform = try EmulatedPlatform(specification, dmaConfiguration: context.strategy.dmaConfiguration)
     }
 
     func dma(_ name: String) throws(PlatformError) -> DeviceDMA {

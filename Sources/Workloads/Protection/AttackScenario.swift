@@ -18,7 +18,7 @@ public struct AttackScenario: Sendable {
     /// Every scenario, in report order.
     public static let all: [AttackScenario] = [
         .outsideMappings, .useAfterUnmap, .lazyWindow, .subPage, .requesterIDSpoofing, .blockedDomain,
-        .reservedRegions, .faultStorm,
+        .reservedRegions, .faultStorm, .wrongDirection,
     ]
 
     public static func named(_ name: String) -> AttackScenario? { all.first { $0.name == name } }
@@ -51,6 +51,12 @@ public enum ExposureWindow: String, Sendable, Hashable, Codable, CaseIterable {
     case sharedGroup = "shared-group"
     /// The IOMMU knows a device only by its requester ID; checking it is the switch's job (ACS source validation).
     case requesterID = "requester-id"
+    /// The page tables cannot say the direction: GART entries carry only a valid bit, and Arm LPAE cannot
+    /// make a page writable but not readable.
+    case coarsePermissions = "coarse-permissions"
+    /// Shadow buffers copy a from-device buffer's earlier contents into its slot (so bytes the device does not
+    /// write come back unchanged, as swiotlb does), and the pool is readable: the device may read them.
+    case shadowCopyIn = "shadow-copy-in"
 }
 
 /// The outcome of one scenario: what was attempted, what was blocked and what leaked.
@@ -61,6 +67,9 @@ public struct AttackOutcome: Sendable, Hashable, Codable {
     public var attempted: String
     public var attempts = 0
     public var blocked = 0
+    /// Accesses that completed inside the device's own shadow pool, which holds only copies of buffers it was
+    /// given (or zeros) and what it wrote there itself: nothing it was not given was read or changed.
+    public var contained = 0
     /// Faults the hardware raised (as the devices saw them).
     public var faults = 0
     public var bytesAttempted: UInt64 = 0
@@ -91,22 +100,29 @@ public struct AttackOutcome: Sendable, Hashable, Codable {
 
     /// Counts one device access of `requested` bytes at memory the device was not given;
     /// `window` names the documented window that would explain a success, nil when it must be blocked.
-    mutating func record(_ result: DMATransferResult, requested: Int, window: ExposureWindow?) {
+    /// `pool` says whether the whole access lies in a shadow pool the device reaches: its own (contained)
+    /// or another device's in a group it shares (the shared-group window).
+    mutating func record(_ result: DMATransferResult, requested: Int, window: ExposureWindow?, pool: ShadowPoolReach? = nil) {
         attempts += 1
         bytesAttempted += UInt64(requested)
         if result.fault != nil { faults += 1 }
         let moved = UInt64(result.bytesTransferred)
         if moved == 0 { blocked += 1; return }
+        if pool == .own { contained += 1; return }
+        let window = pool == .shared ? .sharedGroup : window
         if let window { bytesLeakedInWindows[window.rawValue, default: 0] += moved } else { bytesLeakedUndocumented += moved }
     }
 }
 
 extension AttackOutcome {
     /// Counts an attempt whose leak was measured by content rather than by bytes moved.
-    mutating func record(attemptOf requested: Int, faulted: Bool, leaked: UInt64, window: ExposureWindow?) {
+    /// `contained`: the access completed, inside the device's own shadow pool.
+    mutating func record(attemptOf requested: Int, faulted: Bool, leaked: UInt64, window: ExposureWindow?,
+                         contained inPool: Bool = false) {
         attempts += 1
         bytesAttempted += UInt64(requested)
         if faulted { faults += 1 }
+        if leaked == 0, inPool, !faulted { contained += 1; return }
         if leaked == 0 { blocked += 1; return }
         if let window { bytesLeakedInWindows[window.rawValue, default: 0] += leaked } else { bytesLeakedUndocumented += leaked }
     }

@@ -31,7 +31,9 @@ extension AttackScenario {
         outcome.record(spoofer.engine.write(to: bus, bytes: [UInt8](repeating: 0xEE, count: 256)), requested: 256, window: .requesterID)
         // Beyond the victim's mappings spoofing must buy nothing.
         for target in [bus.value &+ 4096, secret.value] {
-            let window = machine.passThroughWindow(nvme, target)
+            // Under shadow buffers the page after the victim's buffer is a slot of its pool: still the victim's mappings.
+            let window = machine.shadowPool(reachedBy: nvme, at: target, count: 256) != nil ? .requesterID
+                : machine.passThroughWindow(nvme, target)
             outcome.record(spoofer.engine.read(from: IOVirtualAddress(target), count: 256).result, requested: 256, window: window)
             outcome.record(spoofer.engine.write(to: IOVirtualAddress(target), bytes: [UInt8](repeating: 0xEE, count: 256)),
                            requested: 256, window: window)

@@ -29,14 +29,21 @@ extension AttackScenario {
         targets.removeAll { $0 & ~0xFFF == ownBus.value & ~0xFFF }
         if shared { outcome.notes.append("nic0 and nvme0 share a group on \(context.family): one domain for both") }
         for target in targets {
-            outcome.record(engine.read(from: IOVirtualAddress(target), count: 64).result, requested: 64, window: window(target))
+            let pool = machine.shadowPool(reachedBy: nic, at: target, count: 64)
+            outcome.record(engine.read(from: IOVirtualAddress(target), count: 64).result, requested: 64, window: window(target),
+                           pool: pool)
             outcome.record(engine.write(to: IOVirtualAddress(target), bytes: [UInt8](repeating: 0xEE, count: 64)),
-                           requested: 64, window: window(target))
+                           requested: 64, window: window(target), pool: pool)
         }
         var generator = SplitMix64(seed: 0x0A77_ACC5)
         targets = (0..<256).map { _ in UInt64.random(in: 0..<(1 << 40), using: &generator) & ~0x3F }
         for target in targets where target & ~0xFFF != ownBus.value & ~0xFFF {
-            outcome.record(engine.read(from: IOVirtualAddress(target), count: 64).result, requested: 64, window: window(target))
+            outcome.record(engine.read(from: IOVirtualAddress(target), count: 64).result, requested: 64, window: window(target),
+                           pool: machine.shadowPool(reachedBy: nic, at: target, count: 64))
+        }
+        if machine.shadows(nic) {
+            outcome.notes.append("nic0's neighbouring pages are slots of its own shadow pool, mapped for its whole life: "
+                                 + "reaching them is counted as contained (they hold only what nic0 was given, or zeros)")
         }
         try machine.unmap(nic, ownBus, size: 4096, .bidirectional)
         try machine.unmap(nvme, nvmeBus, size: 4096, .bidirectional)
@@ -63,6 +70,10 @@ extension AttackScenario {
                                      + "the strict-for-untrusted rule applies only to the device that creates a group")
             }
             let window: ExposureWindow? = dma.domainKind == .dmaLazy ? .lazyFlush : nil
+            if machine.shadows(dma) {
+                try useAfterShadowUnmap(machine, dma, &outcome)
+                continue
+            }
             for round in 0..<8 {
                 let secret = try machine.secret(pages: 2)
                 let size = 512 + round * 700
@@ -103,7 +114,8 @@ extension AttackScenario {
             do throws(MemoryError) { try machine.platform.memory.write(page, bytes: secret) } catch { throw .memory(error) }
             let (bytes, result) = nic.device.engine.read(from: bus, count: 64)
             outcome.record(attemptOf: 64, faulted: result.fault != nil, leaked: bytes == secret ? 64 : 0,
-                           window: lazy ? .lazyFlush : nil)
+                           window: lazy ? .lazyFlush : nil,
+                           contained: machine.shadowPool(reachedBy: nic, at: bus.value, count: 64) == .own)
             if index % 128 == 127 {
                 reachableAtOnce = max(reachableAtOnce, unmapped.suffix(512).filter {
                     nic.device.engine.read(from: $0, count: 1).result.completed
@@ -114,13 +126,19 @@ extension AttackScenario {
         var afterFlush = 0
         for bus in unmapped {
             let result = nic.device.engine.read(from: bus, count: 64).result
-            outcome.record(result, requested: 64, window: nil)
+            outcome.record(result, requested: 64, window: nil, pool: machine.shadowPool(reachedBy: nic, at: bus.value, count: 64))
             if result.completed { afterFlush += 1 }
         }
-        outcome.notes.append("unmapped ranges waiting for a flush at once: at most \(mostPending) (the flush queue's limit)")
-        outcome.notes.append("stale ranges a device could still reach at once: at most \(reachableAtOnce) "
-                             + "(bounded by the flush queue and by the IOTLB's capacity)")
+        if !machine.shadows(nic) {
+            outcome.notes.append("unmapped ranges waiting for a flush at once: at most \(mostPending) (the flush queue's limit)")
+            outcome.notes.append("stale ranges a device could still reach at once: at most \(reachableAtOnce) "
+                                 + "(bounded by the flush queue and by the IOTLB's capacity)")
+        }
         outcome.notes.append("after flushDeferred: \(afterFlush) of \(unmapped.count) old bus addresses still reachable")
+        if machine.shadows(nic) {
+            outcome.notes.append("shadow: every old bus address is a slot of nic0's pool, still mapped; none returned the "
+                                 + "secret the CPU wrote into the freed page afterwards")
+        }
         return outcome
     }
 
@@ -141,15 +159,21 @@ extension AttackScenario {
             let window: ExposureWindow? = dma.device.isUntrusted ? nil : .pageGranularity
             let (bytes, result) = dma.device.engine.read(from: IOVirtualAddress(bus.value & ~0xFFF), count: 4096)
             let exposed = bytes.indices.filter { !(2048..<2560).contains($0) && bytes[$0] == secret[$0] }.count
-            outcome.record(attemptOf: 4096, faulted: result.fault != nil, leaked: exposed > 3000 ? UInt64(exposed) : 0, window: window)
+            let ownPool = machine.shadowPool(reachedBy: dma, at: bus.value & ~0xFFF, count: 4096) == .own
+            outcome.record(attemptOf: 4096, faulted: result.fault != nil, leaked: exposed > 3000 ? UInt64(exposed) : 0, window: window,
+                           contained: ownPool)
             let written = dma.device.engine.write(to: IOVirtualAddress(bus.value & ~0xFFF), bytes: [UInt8](repeating: 0xEE, count: 4096))
             let after: [UInt8]
             do throws(MemoryError) { after = try machine.platform.memory.read(page, count: 4096) } catch { throw .memory(error) }
             let changed = after.indices.filter { !(2048..<2560).contains($0) && after[$0] != secret[$0] }.count
-            outcome.record(attemptOf: 4096, faulted: written.fault != nil, leaked: UInt64(changed), window: window)
+            outcome.record(attemptOf: 4096, faulted: written.fault != nil, leaked: UInt64(changed), window: window, contained: ownPool)
+            if ownPool {
+                outcome.notes.append("\(name): the page around its buffer is a slot of its own shadow pool: \(exposed) bytes "
+                                     + "outside the buffer equal the secret (chance matches with zeros), \(changed) secret bytes changed")
+            }
             try machine.unmap(dma, bus, size: 512, .bidirectional)
             dma.flushDeferred()
-            if dma.device.isUntrusted, exposed + changed > 0 {
+            if dma.device.isUntrusted, !ownPool, exposed + changed > 0 {
                 outcome.notes.append("\(name) is untrusted: the DMA layer does not bounce partial pages yet, so it reached "
                                      + "\(exposed) secret bytes and changed \(changed)")
             }

@@ -30,6 +30,8 @@ public enum FaultStorm {
         /// Checked transfers of the bystander devices during the storm, and how many failed.
         public var bystanderTransfers: Int
         public var bystanderFailures: Int
+        /// Random addresses that fell in a shadow pool mapped in the attacker's domain and were drawn again.
+        public var shadowPoolDrawsRedrawn: Int
         public var seconds: Double
     }
 
@@ -70,8 +72,15 @@ public enum FaultStorm {
         let payload = [UInt8](repeating: 0xEE, count: 8)
         let buffer: PhysicalAddress
         do { buffer = try machine.platform.pages.allocate(pages: 2) } catch { throw .memory(error) }
+        // Shadow pools stay mapped for their devices' lives: they are not the unmapped addresses the storm aims at.
+        let pools = machine.shadowPools(inDomainOf: attacker)
+        var redrawn = 0
         for index in 0..<max(0, faults) {
-            let address = IOVirtualAddress(geometry.aperture.lowerBound + UInt64.random(in: 0...span, using: &generator) * PageSize.size4K)
+            var address = IOVirtualAddress(geometry.aperture.lowerBound + UInt64.random(in: 0...span, using: &generator) * PageSize.size4K)
+            while pools.contains(where: { $0.contains(address.value) }) {
+                redrawn += 1
+                address = IOVirtualAddress(geometry.aperture.lowerBound + UInt64.random(in: 0...span, using: &generator) * PageSize.size4K)
+            }
             let result = index & 1 == 0 ? attacker.device.engine.write(to: address, bytes: payload)
                                         : attacker.device.engine.read(from: address, count: 8).result
             if result.fault != nil { raised += 1 }
@@ -95,6 +104,7 @@ public enum FaultStorm {
                       faultsDelivered: machine.platform.subsystem.faultCount,
                       faultsKept: machine.platform.subsystem.recentFaults.count, residentBytesBefore: before,
                       residentBytesAfter: residentBytes(), bystanderTransfers: transfers, bystanderFailures: failures,
+                      shadowPoolDrawsRedrawn: redrawn,
                       seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
     }
 
@@ -130,6 +140,10 @@ extension AttackScenario {
         outcome.notes.append("resident memory \(report.residentBytesBefore >> 20) MiB before, \(report.residentBytesAfter >> 20) MiB after")
         outcome.notes.append("bystanders: \(report.bystanderTransfers - report.bystanderFailures) of \(report.bystanderTransfers) "
                              + "checked transfers correct")
+        if report.shadowPoolDrawsRedrawn > 0 {
+            outcome.notes.append("\(report.shadowPoolDrawsRedrawn) random addresses fell in a shadow pool mapped in nic0's "
+                                 + "domain (mapped, not unmapped) and were drawn again")
+        }
         return outcome
     }
 }

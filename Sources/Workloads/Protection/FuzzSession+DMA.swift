@@ -86,16 +86,21 @@ extension FuzzSession {
         let bus: IOVirtualAddress
         do { bus = try dma.map(PhysicalAddress(physical), size: size, direction: direction) } catch {
             if case .unavailable = route { return try expectUnavailable(error, what) }
+            if let layout = device.shadowPool {
+                return try expectShadowExhaustion(error, device, layout: layout, physical: physical, size: size, what: what)
+            }
             try fail("\(what): refused with \(error)")
         }
+        let stream = FuzzDevice.Stream(bus: bus, physical: physical, size: size, direction: direction)
         switch route {
         case .unavailable: try fail("\(what): succeeded although the DMA API must refuse the device")
         case .direct: try expect(bus.value == physical, "\(what): a direct mapping gave bus \(hex(bus.value))")
         case let .translated(group):
+            if let layout = device.shadowPool { try enterShadowMapping(device, layout: layout, stream: stream, what: what); break }
             try enterMapping(bus: bus.value, physical: physical, size: UInt64(size), limit: dma.streamingMask,
                              permissions: direction.devicePermissions, group: group, what: what)
         }
-        device.streams.append(.init(bus: bus, physical: physical, size: size, direction: direction))
+        device.streams.append(stream)
     }
 
     func unmapStream(_ device: FuzzDevice) throws(FuzzStop) {
@@ -110,7 +115,7 @@ extension FuzzSession {
             try fail("\(what): refused with \(error)")
         }
         if case .unavailable = route { try fail("\(what): succeeded although the DMA API must refuse the device") }
-        if case let .translated(group) = route { removeMapping(bus: stream.bus.value, size: UInt64(stream.size), group: group) }
+        try endStream(device, stream, route: route, what: what)
         device.streams.remove(at: index)
         device.remember(unmapped: stream.bus.value)
     }
@@ -167,8 +172,18 @@ extension FuzzSession {
         if let group = groupModel(of: device), group.defaultDomain.kind == .dmaLazy { group.defaultDomain.stale.removeAll() }
     }
 
+    /// The model's side of a successful streaming unmap: pages leave the domain, or shadow slots are copied back.
+    func endStream(_ device: FuzzDevice, _ stream: FuzzDevice.Stream, route: ExpectedRoute, what: String) throws(FuzzStop) {
+        guard case let .translated(group) = route else { return }
+        if let layout = device.shadowPool { return try endShadowMapping(stream, layout: layout, what: what) }
+        removeMapping(bus: stream.bus.value, size: UInt64(stream.size), group: group)
+    }
+
     /// Unmapping twice is refused and changes nothing.
     func doubleUnmap(_ device: FuzzDevice) throws(FuzzStop) {
+        if let dma = device.dma, let layout = device.shadowPool, case .translated = expectedRoute(device) {
+            return try doubleUnmapShadow(device, dma: dma, layout: layout)
+        }
         guard let dma = device.dma, let bus = pick(device.unmapped), case let .translated(group) = expectedRoute(device) else { return }
         let granule = group.defaultDomain.domain.pageSizes.smallest
         guard group.defaultDomain.live[(bus & ~(granule - 1)) >> 12] == nil else { return }

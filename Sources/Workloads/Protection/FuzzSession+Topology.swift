@@ -79,9 +79,7 @@ extension FuzzSession {
             do { try dma.unmap(stream.bus, size: stream.size, direction: stream.direction) } catch {
                 try fail("\(device.device.name) unmap before removal failed: \(error)")
             }
-            if case let .translated(group) = expectedRoute(device) {
-                removeMapping(bus: stream.bus.value, size: UInt64(stream.size), group: group)
-            }
+            try endStream(device, stream, route: expectedRoute(device), what: "\(device.device.name) unmap before removal")
         }
         for buffer in device.coherent {
             do { try dma.freeCoherent(buffer) } catch { try fail("\(device.device.name) free before removal failed: \(error)") }
@@ -91,6 +89,9 @@ extension FuzzSession {
             known.forget(base: buffer.physical.value)
         }
         try flushDeferred(device)
+        // The driver's remove(): the DMA layer gives the shadow pool back while the device is still known.
+        do { try dma.deviceRemoved() } catch { try fail("\(device.device.name) DMA removal failed: \(error)") }
+        forgetShadowPool(device, group: group)
         device.streams.removeAll()
         device.coherent.removeAll()
         device.unmapped.removeAll()
@@ -119,12 +120,14 @@ extension FuzzSession {
         do { try platform.bus.plug(fresh, behind: unit) } catch { try fail("plugging \(fresh) back failed: \(error)") }
         do { try platform.subsystem.addDevice(fresh) } catch { try fail("adding \(fresh) back failed: \(error)") }
         let dma: DeviceDMA
-        do { dma = try DeviceDMA(device: fresh, subsystem: platform.subsystem, pages: platform.pages) } catch {
+        do { dma = try DeviceDMA(device: fresh, subsystem: platform.subsystem, pages: platform.pages,
+                                  configuration: platform.dmaConfiguration(for: fresh.address)) } catch {
             try fail("a DMA handle for \(fresh) failed: \(error)")
         }
         device.device = fresh
         device.dma = dma
         adopt(device)
+        if let group = groupModel(of: device), group.defaultDomain.kind.translates { try adoptShadowPool(device, group: group) }
         try checkGroups()
     }
 }

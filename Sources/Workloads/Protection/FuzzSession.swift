@@ -17,6 +17,8 @@ final class FuzzDevice {
     var dma: DeviceDMA?
     var streams: [Stream] = []
     var coherent: [CoherentBuffer] = []
+    /// The device's shadow pool while it has one (shadow strategy, translated domain).
+    var shadowPool: ShadowPoolLayout?
     /// Bus addresses of recent unmaps, the favourite target of a misbehaving device.
     var unmapped: [UInt64] = []
 
@@ -74,7 +76,7 @@ final class FuzzSession {
         do { specification = try .defaultPlatform(family: configuration.family, policy: configuration.strategy.policy) } catch {
             throw .invalidSpecification("\(error)")
         }
-        platform = try EmulatedPlatform(specification)
+        platform = try EmulatedPlatform(specification, dmaConfiguration: configuration.strategy.dmaConfiguration)
         profile = FamilyProtectionProfile(configuration.family)
         model = ReachabilityModel(profile: profile, memorySize: platform.memory.size)
         known = KnownMemory(memory: platform.memory)
@@ -94,12 +96,14 @@ final class FuzzSession {
             let entry = FuzzDevice(specification: spec, device: device, dma: platform.dma[device.address])
             devices.append(entry)
             adopt(entry)
+            if let group = groupModel(of: entry), group.defaultDomain.kind.translates { try? adoptShadowPool(entry, group: group) }
         }
     }
 
     // MARK: The loop
 
     func run() {
+        guard report.mismatch == nil else { return } // a shadow pool already disagreed at setup
         do {
             try checkGroups()
             while operation < configuration.operations {

@@ -37,6 +37,30 @@ final class KnownMemory {
         regions.append(Region(base: base, count: count, shadow: shadow))
     }
 
+    /// Starts tracking `count` bytes at `base` that must be zero now; false (tracking nothing) when they are not.
+    func trackZeroed(base: UInt64, count: UInt64) throws(MemoryError) -> Bool {
+        let target = try memory.pointer(to: PhysicalAddress(base), count: count)
+        let shadow = UnsafeMutableRawPointer.allocate(byteCount: Int(count), alignment: 8)
+        shadow.initializeMemory(as: UInt8.self, repeating: 0, count: Int(count))
+        guard memcmp(target, shadow, Int(count)) == 0 else {
+            shadow.deallocate()
+            return false
+        }
+        regions.append(Region(base: base, count: count, shadow: shadow))
+        return true
+    }
+
+    /// Copies `count` tracked bytes from `source` to `destination` in the shadow, as a CPU copy does in
+    /// memory; false (copying nothing) when either range is not tracked.
+    func copy(from source: UInt64, to destination: UInt64, count: UInt64) -> Bool {
+        guard let from = regions.first(where: { source >= $0.base && source - $0.base < $0.count }),
+              count <= from.count - (source - from.base),
+              let to = regions.first(where: { destination >= $0.base && destination - $0.base < $0.count }),
+              count <= to.count - (destination - to.base) else { return false }
+        (to.shadow + Int(destination - to.base)).copyMemory(from: from.shadow + Int(source - from.base), byteCount: Int(count))
+        return true
+    }
+
     /// Stops tracking the region that starts at `base`.
     func forget(base: UInt64) {
         guard let index = regions.firstIndex(where: { $0.base == base }) else { return }

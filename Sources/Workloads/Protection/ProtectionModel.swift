@@ -12,6 +12,9 @@ public enum ReachKind: String, Sendable, Hashable, Codable, CaseIterable {
     case passThrough = "pass-through"
     /// An unmapped page a lazy domain may still translate until its flush.
     case stale
+    /// A device's shadow pool: mapped read+write for the device's whole life, holding only copies of
+    /// buffers the device was given (or zeros) and what it wrote there itself.
+    case shadow
 }
 
 /// One 4 KiB page of a domain as the model sees it.

@@ -112,6 +112,7 @@ struct HotRemovalScenario: DeviceScenario {
         }
         do { try dma.freeCoherent(ring) } catch { context.check(false, "free the ring at removal: \(error)") }
         dma.dma.flushDeferred()
+        do { try dma.dma.deviceRemoved() } catch { context.check(false, "the DMA layer's removal of \(address): \(error)") }
         context.count("removals")
         context.count("mappingsTornDown", tornDown)
         context.count("bytesTornDown", bytes)
@@ -148,7 +149,8 @@ struct HotRemovalScenario: DeviceScenario {
         do {
             try platform.bus.plug(device, behind: unit)
             try platform.subsystem.addDevice(device)
-            let dma = try DeviceDMA(device: device, subsystem: platform.subsystem, pages: platform.pages)
+            let dma = try DeviceDMA(device: device, subsystem: platform.subsystem, pages: platform.pages,
+                                    configuration: platform.dmaConfiguration(for: device.address))
             context.count("replugs")
             return dma
         } catch {
