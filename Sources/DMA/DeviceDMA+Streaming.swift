@@ -20,7 +20,22 @@ extension DeviceDMA {
            let bus = reference._withUnsafeGuaranteedRef({ mapOnePage(physical, size: UInt64(size), direction: direction, state: $0) }) {
             return IOVirtualAddress(bus)
         }
+        if let pool = fastShadowReference, !isClaimed {
+            let outcome = pool._withUnsafeGuaranteedRef { pool in
+                Result { () throws(DMAError) in try mapShadow(physical, length: UInt64(size), direction: direction, pool: pool) }
+            }
+            let bus = try outcome.get()
+            countMap(bytes: UInt64(size))
+            return bus
+        }
         return try mapGeneral(physical, size: UInt64(size), direction: direction, call: "map")
+    }
+
+    @inline(__always)
+    func countMap(bytes: UInt64) {
+        let slot = slots.current
+        slot.pointee.bump(slot.pointee.maps, by: 1)
+        slot.pointee.bump(slot.pointee.bytes, by: bytes)
     }
 
     /// The hot path: a buffer within one granule of a trusted device's translated domain, with
@@ -81,9 +96,7 @@ extension DeviceDMA {
         case .unusable: throw .deviceUnavailable(device.address, reason: "unusable")
         }
         debug?.mapped(bus: bus.value, size: length, direction: direction, call: call)
-        let slot = slots.current
-        slot.pointee.bump(slot.pointee.maps, by: 1)
-        slot.pointee.bump(slot.pointee.bytes, by: length)
+        countMap(bytes: length)
         return bus
     }
 
@@ -149,6 +162,16 @@ extension DeviceDMA {
         if let reference = fastStateReference, !isClaimed,
            reference._withUnsafeGuaranteedRef({ unmapOnePage(busAddress, size: UInt64(size), state: $0) }) {
             return
+        }
+        if let pool = fastShadowReference, !isClaimed {
+            let outcome = pool._withUnsafeGuaranteedRef { pool in
+                Result { () throws(DMAError) in try unmapShadow(busAddress, length: UInt64(size), pool: pool) }
+            }
+            if try outcome.get() {
+                let slot = slots.current
+                slot.pointee.bump(slot.pointee.unmaps, by: 1)
+                return
+            }
         }
         try unmapGeneral(busAddress, size: UInt64(size), direction: direction, call: "unmap")
     }

@@ -27,6 +27,8 @@ public final class DeviceDMA: Sendable {
     /// The same, unretained: `route` keeps it alive, and the hot path borrows
     /// it through `_withUnsafeGuaranteedRef` instead of paying a retain/release.
     let fastStateReference: Unmanaged<DMADomainState>?
+    /// The shadow pool when its own fast path applies (no debug checking), unretained (`shadow` keeps it).
+    let fastShadowReference: Unmanaged<ShadowPool>?
     /// The group whose claim the hot path checks, unretained (`managed` keeps it alive).
     let claimGroup: Unmanaged<IOMMUGroup>?
     /// Whether partial-page mappings are bounced: untrusted devices behind a translating IOMMU.
@@ -86,6 +88,7 @@ public final class DeviceDMA: Sendable {
         fastState = configuration.debugChecks || device.isUntrusted || shadow != nil
             || translatedState?.linuxPlacement != nil ? nil : translatedState
         fastStateReference = fastState.map { Unmanaged.passUnretained($0) }
+        fastShadowReference = configuration.debugChecks ? nil : shadow.map { Unmanaged.passUnretained($0) }
         claimGroup = managed.map { Unmanaged.passUnretained($0.group) }
         self.streamingLimit = Atomic(streamingLimit)
         slots = ThreadSlotRegistry(queueCapacity: configuration.flushQueueThreshold) { [translatedState] slot in

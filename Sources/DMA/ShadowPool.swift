@@ -55,7 +55,9 @@ final class ShadowPool: Sendable {
     let memory: PhysicalMemory
     let pages: PhysicalPageAllocator
     let state: DMADomainState
-    private let slots: HostLock<Slots>
+    /// Held for a few bitmap words and one record, never across a copy: a spin lock's one
+    /// compare-and-swap is cheaper than a mutex for that.
+    private let slots: SpinLock<Slots>
 
     var capacity: UInt64 { UInt64(granuleCount) << granuleShift }
     var lastBus: UInt64 { busBase + (capacity - 1) }
@@ -88,7 +90,7 @@ final class ShadowPool: Sendable {
             throw .iommu(error)
         }
         busBase = iova
-        slots = HostLock(Slots(taken: [UInt64](repeating: 0, count: (granuleCount + 63) / 64),
+        slots = SpinLock(Slots(taken: [UInt64](repeating: 0, count: (granuleCount + 63) / 64),
                                records: [Record](repeating: Record(), count: granuleCount),
                                owner: [Int32](repeating: -1, count: granuleCount), free: granuleCount))
     }
