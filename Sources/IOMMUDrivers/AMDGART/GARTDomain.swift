@@ -8,10 +8,13 @@ import IOPageTable
 /// the aperture off, so every bus address reaches the same physical address.
 final class GARTDomain: IOMMUDomain, @unchecked Sendable {
     let table: GARTTable?
+    /// `table`, borrowed by the per-page calls (`table` keeps it alive).
+    let tableReference: UnretainedReference<GARTTable>?
     let hardware: GARTDriver.UnitState
 
     init(kind: DomainKind, table: GARTTable?, hardware: GARTDriver.UnitState) {
         self.table = table
+        tableReference = table.map { UnretainedReference($0) }
         self.hardware = hardware
         let aperture = table.map { $0.apertureBase...($0.apertureBase + $0.apertureSize - 1) } ?? 0...UInt64.max
         super.init(kind: kind, geometry: DomainGeometry(aperture: aperture, outside: .passThrough, enforcesAperture: true),
@@ -19,16 +22,22 @@ final class GARTDomain: IOMMUDomain, @unchecked Sendable {
     }
 
     override func mapPage(iova: UInt64, physical: UInt64, pageSize: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
-        guard let table else { throw .domainDoesNotTranslate(kind) }
-        do { try table.map(iova: iova, physical: physical, pageSize: pageSize, permissions: permissions) } catch {
+        guard let tableReference else { throw .domainDoesNotTranslate(kind) }
+        do {
+            try tableReference.use { table throws(PageTableError) in
+                try table.map(iova: iova, physical: physical, pageSize: pageSize, permissions: permissions)
+            }
+        } catch {
             if case let .alreadyMapped(at) = error { throw .alreadyMapped(iova: at) }
             throw .pageTable(error)
         }
     }
 
-    override func unmapPage(iova: UInt64, pageSize: UInt64) -> UInt64 { table?.unmap(iova: iova, pageSize: pageSize) ?? 0 }
+    override func unmapPage(iova: UInt64, pageSize: UInt64) -> UInt64 {
+        tableReference?.use { $0.unmap(iova: iova, pageSize: pageSize) } ?? 0
+    }
 
-    override func lookup(_ iova: UInt64) -> PageTableLookup? { table?.lookup(iova) }
+    override func lookup(_ iova: UInt64) -> PageTableLookup? { tableReference?.use { $0.lookup(iova) } ?? nil }
 
     /// The GART can only forget its whole TLB (InvGart), so every flush is global.
     override func flush(_ gather: IOTLBGather) {

@@ -47,12 +47,15 @@ public final class AMDViDomain: IOMMUDomain, @unchecked Sendable {
 
     public override func mapPage(iova: UInt64, physical: UInt64, pageSize: UInt64,
                                  permissions: AccessPermissions) throws(IOMMUError) {
-        guard let view, let table else { throw .domainDoesNotTranslate(kind) }
+        guard let view, table != nil else { throw .domainDoesNotTranslate(kind) }
         do {
             if let leaf = knownLeafTable(view, iova, pageSize) {
                 try view.map(inLeafTable: leaf, iova: iova, physical: physical, pageSize: pageSize, permissions: permissions)
                 return
             }
+            // Tables may have to be created: through `table`, bound only here because binding it
+            // retains it, which the one-page path above must not pay.
+            guard let table else { return }
             if let leafArray {
                 if pageSize < PageSize.size2M, leafArray.covers(iova) {
                     try view.validate(iova: iova, physical: physical, pageSize: pageSize, permissions: permissions)

@@ -47,6 +47,8 @@ final class ARMSMMUDomain: IOMMUDomain, @unchecked Sendable {
     }
 
     let context: Context?
+    /// `context.table`, borrowed by the per-page calls: copying the context out would retain its references.
+    let tableReference: UnretainedReference<ARMLPAETable>?
     /// Every unit a stream was ever attached to the domain through. The unit's
     /// TLB tags entries by ASID, not by stream, so they outlive a detach: unmaps
     /// must still be invalidated there, or a re-attach would meet stale entries.
@@ -54,6 +56,7 @@ final class ARMSMMUDomain: IOMMUDomain, @unchecked Sendable {
 
     init(kind: DomainKind, context: Context?, pageSizes: PageSizeSet) {
         self.context = context
+        tableReference = context.map { UnretainedReference($0.table) }
         let aperture: ClosedRange<UInt64> = context == nil ? 0...UInt64.max : 0...((1 << UInt64(ARMSMMUDriver.inputAddressBits)) - 1)
         super.init(kind: kind, geometry: DomainGeometry(aperture: aperture, outside: .blocked, enforcesAperture: true),
                    pageSizes: pageSizes, driverName: ARMSMMUDriver.driverName)
@@ -64,18 +67,22 @@ final class ARMSMMUDomain: IOMMUDomain, @unchecked Sendable {
     }
 
     override func mapPage(iova: UInt64, physical: UInt64, pageSize: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
-        guard let context else { throw .domainDoesNotTranslate(kind) }
-        do { try context.table.map(iova: iova, physical: physical, pageSize: pageSize, permissions: permissions) } catch {
+        guard let tableReference else { throw .domainDoesNotTranslate(kind) }
+        do {
+            try tableReference.use { table throws(PageTableError) in
+                try table.map(iova: iova, physical: physical, pageSize: pageSize, permissions: permissions)
+            }
+        } catch {
             if case let .alreadyMapped(at) = error { throw .alreadyMapped(iova: at) }
             throw .pageTable(error)
         }
     }
 
     override func unmapPage(iova: UInt64, pageSize: UInt64) -> UInt64 {
-        context?.table.unmap(iova: iova, pageSize: pageSize) ?? 0
+        tableReference?.use { $0.unmap(iova: iova, pageSize: pageSize) } ?? 0
     }
 
-    override func lookup(_ iova: UInt64) -> PageTableLookup? { context?.table.lookup(iova) }
+    override func lookup(_ iova: UInt64) -> PageTableLookup? { tableReference?.use { $0.lookup(iova) } ?? nil }
 
     /// Above this many commands a whole-ASID invalidation is cheaper.
     static let addressInvalidationLimit: UInt64 = 64

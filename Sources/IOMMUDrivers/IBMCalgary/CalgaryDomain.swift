@@ -8,27 +8,36 @@ import Synchronization
 /// domain has no table: attaching it disables translation on the bus.
 final class CalgaryDomain: IOMMUDomain, @unchecked Sendable {
     let table: CalgaryTCETable?
+    /// `table`, borrowed by the per-page calls (`table` keeps it alive).
+    let tableReference: UnretainedReference<CalgaryTCETable>?
     /// The PHBs whose TAR points at this domain's table, keyed by PHB identity.
     let phbs = Mutex<[ObjectIdentifier: CalgaryDriver.PHBState]>([:])
 
     init(kind: DomainKind, table: CalgaryTCETable?) {
         self.table = table
+        tableReference = table.map { UnretainedReference($0) }
         let aperture: ClosedRange<UInt64> = table.map { 0...($0.windowBytes - 1) } ?? 0...UInt64.max
         super.init(kind: kind, geometry: DomainGeometry(aperture: aperture, outside: .blocked, enforcesAperture: true),
                    pageSizes: PageSizeSet([PageSize.size4K]), driverName: CalgaryDriver.driverName)
     }
 
     override func mapPage(iova: UInt64, physical: UInt64, pageSize: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
-        guard let table, kind.translates else { throw .domainDoesNotTranslate(kind) }
-        do { try table.map(iova: iova, physical: physical, pageSize: pageSize, permissions: permissions) } catch {
+        guard let tableReference, kind.translates else { throw .domainDoesNotTranslate(kind) }
+        do {
+            try tableReference.use { table throws(PageTableError) in
+                try table.map(iova: iova, physical: physical, pageSize: pageSize, permissions: permissions)
+            }
+        } catch {
             if case let .alreadyMapped(at) = error { throw .alreadyMapped(iova: at) }
             throw .pageTable(error)
         }
     }
 
-    override func unmapPage(iova: UInt64, pageSize: UInt64) -> UInt64 { table?.unmap(iova: iova, pageSize: pageSize) ?? 0 }
+    override func unmapPage(iova: UInt64, pageSize: UInt64) -> UInt64 {
+        tableReference?.use { $0.unmap(iova: iova, pageSize: pageSize) } ?? 0
+    }
 
-    override func lookup(_ iova: UInt64) -> PageTableLookup? { table?.lookup(iova) }
+    override func lookup(_ iova: UInt64) -> PageTableLookup? { tableReference?.use { $0.lookup(iova) } ?? nil }
 
     /// Calgary invalidates a PHB's whole TCE cache when its TAR is written,
     /// so every flush rewrites the TAR of each PHB using this table.

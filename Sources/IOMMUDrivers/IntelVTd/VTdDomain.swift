@@ -10,7 +10,7 @@ final class VTdDomain: IOMMUDomain, @unchecked Sendable {
     let domainID: UInt16
     let table: VTdSecondLevelTable?
     /// `table`, unretained for the single-page paths (the strong `table` keeps it alive).
-    let tableReference: Unmanaged<VTdSecondLevelTable>?
+    let tableReference: UnretainedReference<VTdSecondLevelTable>?
     /// The invalidation queues of the units this domain is attached through,
     /// read on every strict unmap without a lock.
     let units = VTdUnitQueueList()
@@ -18,7 +18,7 @@ final class VTdDomain: IOMMUDomain, @unchecked Sendable {
     init(kind: DomainKind, domainID: UInt16, table: VTdSecondLevelTable?, pageSizes: PageSizeSet) {
         self.domainID = domainID
         self.table = table
-        tableReference = table.map { Unmanaged.passUnretained($0) }
+        tableReference = table.map { UnretainedReference($0) }
         let aperture: ClosedRange<UInt64> = table.map { 0...((1 << UInt64($0.inputAddressBits)) - 1) } ?? 0...UInt64.max
         super.init(kind: kind, geometry: DomainGeometry(aperture: aperture, outside: .blocked, enforcesAperture: true),
                    pageSizes: pageSizes, driverName: VTdDriver.driverName)
@@ -26,20 +26,18 @@ final class VTdDomain: IOMMUDomain, @unchecked Sendable {
 
     override func mapPage(iova: UInt64, physical: UInt64, pageSize: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
         guard let tableReference else { throw .domainDoesNotTranslate(kind) }
-        let failure = tableReference._withUnsafeGuaranteedRef { table -> PageTableError? in
-            do throws(PageTableError) {
+        do {
+            try tableReference.use { table throws(PageTableError) in
                 try table.map(iova: iova, physical: physical, pageSize: pageSize, permissions: permissions)
-            } catch { return error }
-            return nil
-        }
-        if let failure { throw Self.generic(failure) }
+            }
+        } catch { throw Self.generic(error) }
     }
 
     override func unmapPage(iova: UInt64, pageSize: UInt64) -> UInt64 {
-        table?.unmap(iova: iova, pageSize: pageSize) ?? 0
+        tableReference?.use { $0.unmap(iova: iova, pageSize: pageSize) } ?? 0
     }
 
-    override func lookup(_ iova: UInt64) -> PageTableLookup? { table?.lookup(iova) }
+    override func lookup(_ iova: UInt64) -> PageTableLookup? { tableReference?.use { $0.lookup(iova) } ?? nil }
 
     override func mapGranule(iova: UInt64, physical: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
         try mapGranule(iova: iova, physical: physical, permissions: permissions, exclusive: false)
@@ -53,13 +51,11 @@ final class VTdDomain: IOMMUDomain, @unchecked Sendable {
     private func mapGranule(iova: UInt64, physical: UInt64, permissions: AccessPermissions,
                             exclusive: Bool) throws(IOMMUError) {
         guard let tableReference else { throw .domainDoesNotTranslate(kind) }
-        let failure = tableReference._withUnsafeGuaranteedRef { table -> PageTableError? in
-            do throws(PageTableError) {
+        do {
+            try tableReference.use { table throws(PageTableError) in
                 try table.map4K(iova: iova, physical: physical, permissions: permissions, exclusive: exclusive)
-            } catch { return error }
-            return nil
-        }
-        if let error = failure {
+            }
+        } catch {
             if case .beyondAddressWidth = error {
                 throw .outsideAperture(iova: iova, size: PageSize.size4K, aperture: geometry.aperture)
             }
@@ -71,7 +67,7 @@ final class VTdDomain: IOMMUDomain, @unchecked Sendable {
     }
 
     override func unmapGranule(iova: UInt64, gather: inout IOTLBGather) -> PhysicalAddress? {
-        guard let found = tableReference?._withUnsafeGuaranteedRef({ $0.unmap4K(iova: iova) }) else { return nil }
+        guard let found = tableReference?.use({ $0.unmap4K(iova: iova) }) else { return nil }
         gather.add(iova: iova, size: PageSize.size4K)
         return found.physical
     }
