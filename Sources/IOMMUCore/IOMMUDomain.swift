@@ -24,11 +24,11 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
         let call: @Sendable (IOMMUFault) -> Void
         init(_ call: @escaping @Sendable (IOMMUFault) -> Void) { self.call = call }
     }
-    private let faultHandler = Mutex<FaultHandlerBox?>(nil)
+    private let faultHandler = HostLock<FaultHandlerBox?>(nil)
     private let faultCount = Atomic<UInt64>(0)
     private static let nextIdentifier = Atomic<Int>(1)
     /// Slot for the DMA layer's per-domain state (Linux's iova_cookie); the core never reads it.
-    public let dmaCookie = Mutex<(any Sendable & AnyObject)?>(nil)
+    public let dmaCookie = HostLock<(any Sendable & AnyObject)?>(nil)
 
     public init(kind: DomainKind, geometry: DomainGeometry, pageSizes: PageSizeSet, driverName: String) {
         self.kind = kind

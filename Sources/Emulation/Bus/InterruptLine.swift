@@ -1,4 +1,3 @@
-import Synchronization
 
 /// The wire from a hardware unit's interrupt output to the handler its
 /// driver connected.
@@ -14,7 +13,7 @@ public final class InterruptLine: Sendable {
         init(_ call: @escaping @Sendable () -> Void) { self.call = call }
     }
 
-    private let handler = Mutex<Handler?>(nil)
+    private let handler = HostLock<Handler?>(nil)
 
     public init() {}
 
