@@ -18,8 +18,8 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
     public let identifier: Int
     /// The driver that made it.
     public let driverName: String
-    /// Boxed: a closure stored directly in a Mutex is re-wrapped in a new
-    /// thunk by every read (see InterruptLine), which grows without bound.
+    /// Boxed: a closure stored directly as a lock's value is re-wrapped in a
+    /// new thunk by every read (see InterruptLine), which grows without bound.
     private final class FaultHandlerBox: Sendable {
         let call: @Sendable (IOMMUFault) -> Void
         init(_ call: @escaping @Sendable (IOMMUFault) -> Void) { self.call = call }

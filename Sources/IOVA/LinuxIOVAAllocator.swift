@@ -1,4 +1,3 @@
-
 /// An IOVA allocator that places ranges exactly where Linux 6.12's
 /// drivers/iommu/iova.c does (used to reproduce Linux's bus addresses):
 /// top-down below the limit, size-aligned, with the cached-node and

@@ -1,4 +1,3 @@
-
 /// Build-time properties of an emulated GART.
 public struct GARTUnitConfiguration: Sendable, Hashable {
     /// The GART TLB: a small cache of GATT entries.

@@ -1,4 +1,3 @@
-
 /// An emulated AMD-Vi (AMD IOMMU) unit.
 ///
 /// The driver programs it only as it would real hardware: through the MMIO

@@ -1,4 +1,3 @@
-
 /// An emulated Arm SMMUv3 with stage-1 translation.
 ///
 /// The driver programs it as it would real hardware: through the register

@@ -1,4 +1,3 @@
-
 /// Errors from plugging devices in and out.
 public enum BusError: Error, Equatable, Sendable, CustomStringConvertible {
     case addressInUse(PCIAddress)

@@ -1,4 +1,3 @@
-
 /// Build-time properties of an emulated Calgary chip.
 public struct CalgaryUnitConfiguration: Sendable, Hashable {
     /// The bus range each PHB decodes, by PHB index (at most four); nil for an unused PHB.

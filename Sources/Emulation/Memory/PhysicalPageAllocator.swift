@@ -1,4 +1,3 @@
-
 /// Hands out 4 KiB page frames of emulated memory for page tables and buffers.
 ///
 /// Free memory is kept as a sorted list of coalesced extents. That is enough
