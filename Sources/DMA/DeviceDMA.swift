@@ -35,7 +35,7 @@ public final class DeviceDMA: Sendable {
     let bouncesPartialPages: Bool
     let debug: DMADebugTracker?
     let slots: ThreadSlotRegistry
-    private let masks = Mutex<(streaming: UInt64, coherent: UInt64)>((0, 0))
+    private let masks = HostLock<(streaming: UInt64, coherent: UInt64)>((0, 0))
     /// The streaming mask and the highest usable IOVA under it, read with plain loads on every map.
     let streamingMaskValue: Atomic<UInt64>
     let streamingLimit: Atomic<UInt64>

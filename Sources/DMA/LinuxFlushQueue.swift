@@ -1,6 +1,6 @@
+import Emulation
 import IOMMUCore
 import IOVA
-import Synchronization
 
 /// Linux 6.12's flush queue of a lazy (DMA-FQ) domain (dma-iommu.c's iova_fq), for domains
 /// placed by Linux's rules: it decides when an unmapped IOVA becomes reusable, and on which
@@ -37,12 +37,12 @@ final class LinuxFlushQueue: Sendable {
 
     let ringEntries: Int
     let timeout: UInt64
-    private let state: Mutex<State>
+    private let state: HostLock<State>
 
     init(cpus: Int, ringEntries: Int, timeoutNanoseconds: UInt64) {
         self.ringEntries = max(2, ringEntries)
         timeout = timeoutNanoseconds
-        state = Mutex(State(rings: Array(repeating: [], count: max(1, cpus))))
+        state = HostLock(State(rings: Array(repeating: [], count: max(1, cpus))))
     }
 
     private func ring(_ cpu: Int, in state: borrowing State) -> Int { min(max(cpu, 0), state.rings.count - 1) }

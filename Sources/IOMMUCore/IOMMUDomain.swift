@@ -18,17 +18,17 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
     public let identifier: Int
     /// The driver that made it.
     public let driverName: String
-    /// Boxed: a closure stored directly in a Mutex is re-wrapped in a new
-    /// thunk by every read (see InterruptLine), which grows without bound.
+    /// Boxed: a closure stored directly as a lock's value is re-wrapped in a
+    /// new thunk by every read (see InterruptLine), which grows without bound.
     private final class FaultHandlerBox: Sendable {
         let call: @Sendable (IOMMUFault) -> Void
         init(_ call: @escaping @Sendable (IOMMUFault) -> Void) { self.call = call }
     }
-    private let faultHandler = Mutex<FaultHandlerBox?>(nil)
+    private let faultHandler = HostLock<FaultHandlerBox?>(nil)
     private let faultCount = Atomic<UInt64>(0)
     private static let nextIdentifier = Atomic<Int>(1)
     /// Slot for the DMA layer's per-domain state (Linux's iova_cookie); the core never reads it.
-    public let dmaCookie = Mutex<(any Sendable & AnyObject)?>(nil)
+    public let dmaCookie = HostLock<(any Sendable & AnyObject)?>(nil)
 
     public init(kind: DomainKind, geometry: DomainGeometry, pageSizes: PageSizeSet, driverName: String) {
         self.kind = kind

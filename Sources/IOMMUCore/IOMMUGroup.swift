@@ -13,7 +13,7 @@ public final class IOMMUGroup: Sendable, CustomStringConvertible {
         var domain: IOMMUDomain?
         var owner: String?
     }
-    let state = Mutex(State())
+    let state = HostLock(State())
     let generation = Atomic<UInt64>(0)
     @usableFromInline let claimed = Atomic<Bool>(false)
 

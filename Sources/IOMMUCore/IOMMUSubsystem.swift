@@ -1,5 +1,4 @@
 import Emulation
-import Synchronization
 
 /// The IOMMU-API: devices, groups, domains and the default-domain policy
 /// (Linux's drivers/iommu/iommu.c). Drivers register here; when a device is
@@ -8,8 +7,8 @@ import Synchronization
 /// the core creates default domains.
 public final class IOMMUSubsystem: Sendable {
     public let policy: DefaultDomainPolicy
-    private let drivers = Mutex<[any IOMMUDriver]>([])
-    private let state = Mutex(State())
+    private let drivers = HostLock<[any IOMMUDriver]>([])
+    private let state = HostLock(State())
     private let faults: FaultRouter
 
     struct State {
@@ -184,7 +183,7 @@ public final class IOMMUSubsystem: Sendable {
 final class FaultRouter: FaultSink, @unchecked Sendable {
     // Set once, right after init, before any driver can see the router.
     nonisolated(unsafe) weak var subsystem: IOMMUSubsystem?
-    private let log = Mutex<(recent: [IOMMUFault], total: UInt64)>(([], 0))
+    private let log = HostLock<(recent: [IOMMUFault], total: UInt64)>(([], 0))
     static let kept = 256
 
     var recent: [IOMMUFault] { log.withLock { $0.recent } }

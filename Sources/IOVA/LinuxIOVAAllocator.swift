@@ -1,5 +1,3 @@
-import Synchronization
-
 /// An IOVA allocator that places ranges exactly where Linux 6.12's
 /// drivers/iommu/iova.c does (used to reproduce Linux's bus addresses):
 /// top-down below the limit, size-aligned, with the cached-node and
@@ -15,7 +13,7 @@ public final class LinuxIOVAAllocator: Sendable {
     /// Linux's start_pfn: the lowest pfn it ever hands out.
     let startPfn: UInt64
     let dma32Pfn: UInt64
-    let state: Mutex<LinuxIOVAState>
+    let state: Locked<LinuxIOVAState>
 
     /// - Throws: ``IOVAError/invalidGranule(_:)``; ``IOVAError/invalidRange(first:last:)`` when `space` holds no whole granule.
     public init(granule: UInt64, space: ClosedRange<UInt64>, cpus: Int = 2) throws(IOVAError) {
@@ -26,7 +24,7 @@ public final class LinuxIOVAAllocator: Sendable {
         startPfn = max(1, (space.lowerBound + granule - 1) >> shift)
         guard startPfn <= space.upperBound >> shift else { throw .invalidRange(first: space.lowerBound, last: space.upperBound) }
         dma32Pfn = 1 << (32 - shift)
-        state = Mutex(LinuxIOVAState(dma32Pfn: dma32Pfn, cpus: max(1, cpus)))
+        state = Locked(LinuxIOVAState(dma32Pfn: dma32Pfn, cpus: max(1, cpus)))
     }
 
     /// Keeps `range` out of every allocation (reserve_iova; overlapping reservations merge).

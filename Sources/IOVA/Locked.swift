@@ -3,7 +3,7 @@ import Glibc
 /// A value behind a `pthread_mutex_t`. Used instead of `Synchronization.Mutex` because
 /// ThreadSanitizer intercepts pthread locks but cannot see inside the prebuilt `Mutex`, which
 /// makes it report false races. Only the slow paths take these locks.
-struct Locked<Value>: ~Copyable, @unchecked Sendable {
+struct Locked<Value: ~Copyable>: ~Copyable, @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let value: UnsafeMutablePointer<Value>
 
@@ -23,7 +23,7 @@ struct Locked<Value>: ~Copyable, @unchecked Sendable {
     }
 
     @inline(__always)
-    func withLock<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
+    func withLock<R: ~Copyable, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body(&value.pointee)

@@ -15,7 +15,7 @@ import Testing
         domain.setFaultHandler { _ in delivered.add(1, ordering: .relaxed) }
         let threads = 4, rounds = 100
         let buffers = try (0..<threads).map { _ in try bed.pages.allocate() }
-        let failures = Mutex<[String]>([])
+        let failures = HostLock<[String]>([])
         DispatchQueue.concurrentPerform(iterations: threads) { thread in
             for round in 0..<rounds {
                 let iova = IOVirtualAddress(UInt64(thread + 1) << 30 | UInt64(round) << 12)

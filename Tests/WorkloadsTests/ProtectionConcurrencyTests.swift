@@ -2,7 +2,6 @@ import DMA
 import Dispatch
 import Emulation
 import IOMMUCore
-import Synchronization
 import Testing
 import Workloads
 
@@ -15,7 +14,7 @@ import Workloads
             let platform = try EmulatedPlatform(.defaultPlatform(family: family, policy: strategy.policy))
             let handles = try ["nic0", "nvme0", "legacy-dma"].map { try #require(platform.dma(for: $0)) }
             let buffers = try handles.map { _ in try platform.pages.allocate(pages: 4) }
-            let failures = Mutex<[String]>([])
+            let failures = HostLock<[String]>([])
             let rounds = 150
             DispatchQueue.concurrentPerform(iterations: 4) { thread in
                 func fail(_ what: String) { failures.withLock { if $0.count < 8 { $0.append("\(family)/\(strategy) thread \(thread): \(what)") } } }

@@ -1,5 +1,3 @@
-import Synchronization
-
 /// Build-time properties of an emulated GART.
 public struct GARTUnitConfiguration: Sendable, Hashable {
     /// The GART TLB: a small cache of GATT entries.
@@ -36,7 +34,7 @@ public final class GARTUnit: TranslationUnit, Sendable {
     public let name: String
     public let memory: PhysicalMemory
     public let configuration: GARTUnitConfiguration
-    let state: Mutex<State>
+    let state: SpinLock<State>
     private let errorInterrupt = InterruptLine()
 
     struct State {
@@ -53,7 +51,7 @@ public final class GARTUnit: TranslationUnit, Sendable {
         self.name = name
         self.memory = memory
         self.configuration = configuration
-        state = Mutex(State(tlb: TranslationCache(sets: configuration.tlbSets, ways: configuration.tlbWays),
+        state = SpinLock(State(tlb: TranslationCache(sets: configuration.tlbSets, ways: configuration.tlbWays),
                             errors: GARTErrorLog(capacity: configuration.errorLogCapacity)))
     }
 

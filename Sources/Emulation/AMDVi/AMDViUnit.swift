@@ -1,5 +1,3 @@
-import Synchronization
-
 /// An emulated AMD-Vi (AMD IOMMU) unit.
 ///
 /// The driver programs it only as it would real hardware: through the MMIO
@@ -12,7 +10,7 @@ public final class AMDViUnit: TranslationUnit, Sendable {
     public let name: String
     public let memory: PhysicalMemory
     public let configuration: AMDViUnitConfiguration
-    let state: Mutex<State>
+    let state: SpinLock<State>
     private let eventInterrupt = InterruptLine()
 
     /// What the unit remembers of one device table entry.
@@ -66,7 +64,7 @@ public final class AMDViUnit: TranslationUnit, Sendable {
         self.name = name
         self.memory = memory
         self.configuration = configuration
-        state = Mutex(State(iotlb: TranslationCache(sets: configuration.iotlbSets, ways: configuration.iotlbWays)))
+        state = SpinLock(State(iotlb: TranslationCache(sets: configuration.iotlbSets, ways: configuration.iotlbWays)))
     }
 
     /// Wires the event log interrupt (the MSI the unit would send) to a handler.

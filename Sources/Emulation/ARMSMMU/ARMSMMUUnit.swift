@@ -1,5 +1,3 @@
-import Synchronization
-
 /// An emulated Arm SMMUv3 with stage-1 translation.
 ///
 /// The driver programs it as it would real hardware: through the register
@@ -14,7 +12,7 @@ public final class ARMSMMUUnit: TranslationUnit, Sendable {
     public let name: String
     public let memory: PhysicalMemory
     public let configuration: ARMSMMUUnitConfiguration
-    let state: Mutex<State>
+    let state: SpinLock<State>
     private let eventInterrupt = InterruptLine()
 
     /// A decoded context descriptor: how one stream is translated.
@@ -65,7 +63,7 @@ public final class ARMSMMUUnit: TranslationUnit, Sendable {
         self.name = name
         self.memory = memory
         self.configuration = configuration
-        state = Mutex(State(tlb: TranslationCache(sets: configuration.tlbSets, ways: configuration.tlbWays)))
+        state = SpinLock(State(tlb: TranslationCache(sets: configuration.tlbSets, ways: configuration.tlbWays)))
     }
 
     /// Wires the event-queue interrupt to a handler (the driver's IRQ thread).

@@ -44,7 +44,7 @@ public final class DMAEngine: Sendable {
     public let requester: PCIAddress
     /// Every route ever set, kept alive so that ``currentRoute`` can hand out
     /// the latest one with a single atomic load instead of a lock per access.
-    private let routes: Mutex<[RouteBox]>
+    private let routes: HostLock<[RouteBox]>
     private let currentRoute: Atomic<UInt>
     private let bytesRead = Atomic<UInt64>(0)
     private let bytesWritten = Atomic<UInt64>(0)
@@ -56,7 +56,7 @@ public final class DMAEngine: Sendable {
         self.memory = memory
         self.requester = requester
         let initial = RouteBox(nil)
-        routes = Mutex([initial])
+        routes = HostLock([initial])
         currentRoute = Atomic(UInt(bitPattern: Unmanaged.passUnretained(initial).toOpaque()))
     }
 

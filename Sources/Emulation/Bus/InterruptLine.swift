@@ -1,10 +1,8 @@
-import Synchronization
-
 /// The wire from a hardware unit's interrupt output to the handler its
 /// driver connected.
 ///
-/// The handler lives in a class box because a closure stored directly in a
-/// `Mutex` is re-wrapped in one more reabstraction thunk by every
+/// The handler lives in a class box because a closure stored directly as a
+/// lock's generic value is re-wrapped in one more reabstraction thunk by every
 /// `withLock { $0 }` read (Swift 6.3: the inout write-back converts it again):
 /// each interrupt then costs more than the last, memory grows, and releasing
 /// the unit overflows the stack. A box is read without any conversion.
@@ -14,7 +12,7 @@ public final class InterruptLine: Sendable {
         init(_ call: @escaping @Sendable () -> Void) { self.call = call }
     }
 
-    private let handler = Mutex<Handler?>(nil)
+    private let handler = HostLock<Handler?>(nil)
 
     public init() {}
 

@@ -1,5 +1,3 @@
-import Synchronization
-
 /// Errors from plugging devices in and out.
 public enum BusError: Error, Equatable, Sendable, CustomStringConvertible {
     case addressInUse(PCIAddress)
@@ -17,7 +15,7 @@ public enum BusError: Error, Equatable, Sendable, CustomStringConvertible {
 /// unit (if any) sits between each one and memory.
 public final class PlatformBus: Sendable {
     public let memory: PhysicalMemory
-    private let state = Mutex<[PCIAddress: PCIDevice]>([:])
+    private let state = HostLock<[PCIAddress: PCIDevice]>([:])
 
     public init(memory: PhysicalMemory) { self.memory = memory }
 

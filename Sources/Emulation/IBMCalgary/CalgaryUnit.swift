@@ -1,5 +1,3 @@
-import Synchronization
-
 /// Build-time properties of an emulated Calgary chip.
 public struct CalgaryUnitConfiguration: Sendable, Hashable {
     /// The bus range each PHB decodes, by PHB index (at most four); nil for an unused PHB.
@@ -39,7 +37,7 @@ public final class CalgaryUnit: TranslationUnit, Sendable {
     public let name: String
     public let memory: PhysicalMemory
     public let configuration: CalgaryUnitConfiguration
-    let state: Mutex<State>
+    let state: SpinLock<State>
     private let errorInterrupt = InterruptLine()
 
     struct State {
@@ -55,7 +53,7 @@ public final class CalgaryUnit: TranslationUnit, Sendable {
         self.name = name
         self.memory = memory
         self.configuration = configuration
-        state = Mutex(State(cache: TranslationCache(sets: configuration.tceCacheSets, ways: configuration.tceCacheWays),
+        state = SpinLock(State(cache: TranslationCache(sets: configuration.tceCacheSets, ways: configuration.tceCacheWays),
                             errors: CalgaryErrorLog(capacity: configuration.errorLogCapacity)))
     }
 

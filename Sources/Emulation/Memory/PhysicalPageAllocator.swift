@@ -1,5 +1,3 @@
-import Synchronization
-
 /// Hands out 4 KiB page frames of emulated memory for page tables and buffers.
 ///
 /// Free memory is kept as a sorted list of coalesced extents. That is enough
@@ -27,7 +25,7 @@ public final class PhysicalPageAllocator: Sendable {
     public let memory: PhysicalMemory
     /// The frames this allocator manages at all, sorted; frees outside them are wild.
     private let managed: [Range<UInt64>]
-    private let state: Mutex<State>
+    private let state: HostLock<State>
 
     struct State {
         /// Free frames, sorted by start, never adjacent.
@@ -61,7 +59,7 @@ public final class PhysicalPageAllocator: Sendable {
             }
         }
         managed = merged
-        state = Mutex(State(free: merged))
+        state = HostLock(State(free: merged))
     }
 
     /// Pages currently handed out.

@@ -1,7 +1,6 @@
 import Emulation
 import IOMMUCore
 import IOPageTable
-import Synchronization
 
 /// Which devices one GART translates: the devices behind its northbridge.
 public struct GARTUnitScope: DeviceCoverage, Sendable {
@@ -36,7 +35,7 @@ public final class GARTDriver: IOMMUDriver, Sendable {
     let units: [GARTUnitScope]
     let hardware: [ObjectIdentifier: UnitState]
     let directRegions: [PCIAddress: [ReservedRegion]]
-    private let sink = Mutex<(any FaultSink)?>(nil)
+    private let sink = HostLock<(any FaultSink)?>(nil)
 
     /// What the driver knows and has programmed about one GART.
     final class UnitState: Sendable {
@@ -49,7 +48,7 @@ public final class GARTDriver: IOMMUDriver, Sendable {
             weak var domain: GARTDomain?
             var devices: Set<PCIAddress> = []
         }
-        let attachment = Mutex(Attachment())
+        let attachment = HostLock(Attachment())
 
         init(unit: GARTUnit, apertureBase: UInt64, apertureSize: UInt64, sizeBits: UInt32) {
             self.unit = unit

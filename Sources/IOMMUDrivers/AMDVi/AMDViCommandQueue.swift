@@ -1,5 +1,4 @@
 import Emulation
-import Synchronization
 
 /// The driver's side of a unit's command buffer: a ring of 128-bit commands
 /// in emulated memory, submitted by moving the tail register and completed
@@ -13,7 +12,7 @@ final class AMDViCommandQueue: Sendable {
     let statusWord: PhysicalAddress
     /// 256 commands: one page, ComLen = 8.
     let entries: UInt64 = 256
-    private let state = Mutex<(tail: UInt64, token: UInt64)>((0, 0))
+    private let state = HostLock<(tail: UInt64, token: UInt64)>((0, 0))
 
     init(unit: AMDViUnit, pages: PhysicalPageAllocator) throws(MemoryError) {
         self.unit = unit

@@ -1,7 +1,6 @@
 import Emulation
 import IOMMUCore
 import IOPageTable
-import Synchronization
 
 /// An AMD-Vi domain: a domain ID and, for translating kinds, a v1 page
 /// table. DMA domains may keep a leaf-page array so that a page of up to
@@ -16,7 +15,7 @@ public final class AMDViDomain: IOMMUDomain, @unchecked Sendable {
     public let table: AMDViPageTable?
     private let view: AMDViPageTableView?
     let leafArray: AMDViLeafArray?
-    let queues = Mutex<[ObjectIdentifier: AMDViCommandQueue]>([:])
+    let queues = HostLock<[ObjectIdentifier: AMDViCommandQueue]>([:])
 
     init(kind: DomainKind, domainID: UInt16, table: AMDViPageTable?, pageSizes: PageSizeSet, leafArray: Bool) {
         self.domainID = domainID

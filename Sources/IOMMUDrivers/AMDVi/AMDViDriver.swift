@@ -1,7 +1,6 @@
 import Emulation
 import IOMMUCore
 import IOPageTable
-import Synchronization
 
 /// A range that an IVMD with the exclusion flag describes: DMA of the
 /// devices it names (or of every device) bypasses translation there.
@@ -72,10 +71,10 @@ public final class AMDViDriver: IOMMUDriver, Sendable {
     let hardware: [ObjectIdentifier: UnitState]
     /// IVMD unity-mapped ranges per device.
     let unityRanges: [PCIAddress: [ReservedRegion]]
-    private let nextDomainID = Mutex<UInt16>(1)
-    private let sink = Mutex<(any FaultSink)?>(nil)
+    private let nextDomainID = HostLock<UInt16>(1)
+    private let sink = HostLock<(any FaultSink)?>(nil)
     /// Device IDs attached to blocked domains, per unit, so their faults read as "blocked".
-    let blockedDevices = Mutex<Set<String>>([])
+    let blockedDevices = HostLock<Set<String>>([])
 
     final class UnitState: Sendable {
         let unit: AMDViUnit
@@ -87,7 +86,7 @@ public final class AMDViDriver: IOMMUDriver, Sendable {
         /// The exclusion range programmed into the unit's registers, if any.
         let hardwareExclusion: AMDViExclusionRange?
         /// Held while the event log is drained, so two interrupts never deliver one event twice.
-        let draining = Mutex<Void>(())
+        let draining = HostLock<Void>(())
 
         init(scope: AMDViUnitScope, pages: PhysicalPageAllocator) throws(MemoryError) {
             unit = scope.unit

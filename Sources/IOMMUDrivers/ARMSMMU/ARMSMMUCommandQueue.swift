@@ -1,5 +1,4 @@
 import Emulation
-import Synchronization
 
 /// The driver's side of an SMMUv3 command queue: a ring of 16-byte commands
 /// in emulated memory, submitted by moving CMDQ_PROD. Every batch ends with a
@@ -13,7 +12,7 @@ final class ARMSMMUCommandQueue: Sendable {
     let base: PhysicalAddress
     let statusWord: PhysicalAddress
     let log2Entries: Int
-    private let state = Mutex<(producer: UInt64, token: UInt32)>((0, 0))
+    private let state = HostLock<(producer: UInt64, token: UInt32)>((0, 0))
 
     /// Allocates a one-page queue (256 commands) and programs CMDQ_BASE, PROD and CONS.
     /// - Throws: ``MemoryError`` when no page is free.

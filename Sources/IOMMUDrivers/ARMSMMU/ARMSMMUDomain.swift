@@ -1,7 +1,6 @@
 import Emulation
 import IOMMUCore
 import IOPageTable
-import Synchronization
 
 /// An SMMU domain. A translating one owns a context descriptor (its ASID,
 /// TCR fields and TTB0) and an AArch64 stage-1 table; the STEs of every
@@ -52,7 +51,7 @@ final class ARMSMMUDomain: IOMMUDomain, @unchecked Sendable {
     /// Every unit a stream was ever attached to the domain through. The unit's
     /// TLB tags entries by ASID, not by stream, so they outlive a detach: unmaps
     /// must still be invalidated there, or a re-attach would meet stale entries.
-    private let units = Mutex<[ObjectIdentifier: ARMSMMUDriver.UnitState]>([:])
+    private let units = HostLock<[ObjectIdentifier: ARMSMMUDriver.UnitState]>([:])
 
     init(kind: DomainKind, context: Context?, pageSizes: PageSizeSet) {
         self.context = context

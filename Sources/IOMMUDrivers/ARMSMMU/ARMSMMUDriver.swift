@@ -1,7 +1,6 @@
 import Emulation
 import IOMMUCore
 import IOPageTable
-import Synchronization
 
 /// Which devices one SMMU translates, as an IORT SMMUv3 node describes it,
 /// and the translation granule its domains use.
@@ -41,8 +40,8 @@ public final class ARMSMMUDriver: IOMMUDriver, Sendable {
     let hardware: [ObjectIdentifier: UnitState]
     /// Firmware direct regions per device (IORT RMR nodes).
     let directRegions: [PCIAddress: [ReservedRegion]]
-    private let nextASID = Mutex<UInt16>(1)
-    private let sink = Mutex<(any FaultSink)?>(nil)
+    private let nextASID = HostLock<UInt16>(1)
+    private let sink = HostLock<(any FaultSink)?>(nil)
 
     final class UnitState: Sendable {
         let unit: ARMSMMUUnit

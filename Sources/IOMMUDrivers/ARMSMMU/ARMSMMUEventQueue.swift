@@ -1,6 +1,5 @@
 import Emulation
 import IOMMUCore
-import Synchronization
 
 /// The driver's side of an SMMUv3 event queue: a ring of 32-byte records the
 /// unit fills at EVENTQ_PROD and the driver consumes by moving EVENTQ_CONS.
@@ -10,7 +9,7 @@ final class ARMSMMUEventQueue: Sendable {
     let base: PhysicalAddress
     let log2Entries: Int
     /// CONS as the driver last wrote it, and how many overflows it has acknowledged.
-    private let state = Mutex<(consumer: UInt64, overflows: UInt64)>((0, 0))
+    private let state = HostLock<(consumer: UInt64, overflows: UInt64)>((0, 0))
 
     /// Allocates a one-page queue (128 records) and programs EVENTQ_BASE, PROD and CONS.
     /// - Throws: ``MemoryError`` when no page is free.

@@ -1,7 +1,6 @@
 import Emulation
 import IOMMUCore
 import IOPageTable
-import Synchronization
 
 /// A Calgary domain: a TCE table and the DMA window [0, entries × 4 KiB) it
 /// gives; outside the window the PHB refuses every access. An identity
@@ -11,7 +10,7 @@ final class CalgaryDomain: IOMMUDomain, @unchecked Sendable {
     /// `table`, borrowed by the per-page calls (`table` keeps it alive).
     let tableReference: UnretainedReference<CalgaryTCETable>?
     /// The PHBs whose TAR points at this domain's table, keyed by PHB identity.
-    let phbs = Mutex<[ObjectIdentifier: CalgaryDriver.PHBState]>([:])
+    let phbs = HostLock<[ObjectIdentifier: CalgaryDriver.PHBState]>([:])
 
     init(kind: DomainKind, table: CalgaryTCETable?) {
         self.table = table

@@ -1,7 +1,6 @@
 import Emulation
 import IOMMUCore
 import IOPageTable
-import Synchronization
 
 /// Which devices one Calgary chip translates.
 public struct CalgaryUnitScope: Sendable {
@@ -44,7 +43,7 @@ public final class CalgaryDriver: IOMMUDriver, Sendable {
     let units: [CalgaryUnitScope]
     let phbStates: [ObjectIdentifier: [PHBState]]
     let directRegions: [PCIAddress: [ReservedRegion]]
-    private let sink = Mutex<(any FaultSink)?>(nil)
+    private let sink = HostLock<(any FaultSink)?>(nil)
 
     /// One PHB as the driver programs it.
     final class PHBState: Sendable {
@@ -57,7 +56,7 @@ public final class CalgaryDriver: IOMMUDriver, Sendable {
             weak var domain: CalgaryDomain?
             var devices: Set<PCIAddress> = []
         }
-        let attachment = Mutex(Attachment())
+        let attachment = HostLock(Attachment())
 
         init(unit: CalgaryUnit, index: Int, buses: ClosedRange<UInt8>, windowBytes: UInt64) {
             self.unit = unit

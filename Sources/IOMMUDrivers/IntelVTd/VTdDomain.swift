@@ -100,14 +100,14 @@ final class VTdDomain: IOMMUDomain, @unchecked Sendable {
 /// costs a spare invalidation), so readers need one acquire load and no lock.
 final class VTdUnitQueueList: Sendable {
     static let capacity = 16
-    private let owners = Mutex<[ObjectIdentifier: VTdInvalidationQueue]>([:])
+    private let owners = HostLock<[ObjectIdentifier: VTdInvalidationQueue]>([:])
     /// Unretained queue references published with release stores (CSupport atomics on raw words).
     nonisolated(unsafe) private let slots: UnsafeMutableRawPointer =
         .allocate(byteCount: VTdUnitQueueList.capacity * 8, alignment: 8)
 
     deinit { slots.deallocate() }
     private let count = Atomic<Int>(0)
-    private let overflow = Mutex<[VTdInvalidationQueue]>([])
+    private let overflow = HostLock<[VTdInvalidationQueue]>([])
 
     /// Adds `queue` once; the dictionary keeps it alive for the raw slots.
     func add(_ unit: ObjectIdentifier, _ queue: VTdInvalidationQueue) {

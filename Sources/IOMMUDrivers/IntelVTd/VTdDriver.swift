@@ -1,7 +1,6 @@
 import Emulation
 import IOMMUCore
 import IOPageTable
-import Synchronization
 
 /// Which devices one VT-d unit translates, as a DMAR DRHD describes it.
 public struct VTdUnitScope: DeviceCoverage, Sendable {
@@ -32,14 +31,14 @@ public final class VTdDriver: IOMMUDriver, Sendable {
     /// RMRRs per device, from the platform description.
     let directRegions: [PCIAddress: [ReservedRegion]]
     let preferredWidth: VTdAddressWidth
-    private let nextDomainID = Mutex<UInt16>(1)
-    private let sink = Mutex<(any FaultSink)?>(nil)
+    private let nextDomainID = HostLock<UInt16>(1)
+    private let sink = HostLock<(any FaultSink)?>(nil)
 
     final class UnitState: Sendable {
         let unit: VTdUnit
         let rootTable: PhysicalAddress
         let queue: VTdInvalidationQueue
-        let contextTables = Mutex<[UInt8: PhysicalAddress]>([:])
+        let contextTables = HostLock<[UInt8: PhysicalAddress]>([:])
         let pageSizes: PageSizeSet
         let widths: Set<VTdAddressWidth>
 

@@ -1,5 +1,6 @@
 import Foundation  // JSON rendering only, never inside a timed loop
 import Glibc
+import Emulation
 import IOVA
 import Synchronization
 
@@ -225,11 +226,11 @@ enum IOVABenchClock {
 final class IOVABenchShared: Sendable {
     let arrived = Atomic<Int>(0)
     let threads: Int
-    let results: Mutex<[(pairs: Int, ns: UInt64, cpu: UInt64, errors: Int)]>
+    let results: HostLock<[(pairs: Int, ns: UInt64, cpu: UInt64, errors: Int)]>
 
     init(threads: Int) {
         self.threads = threads
-        results = Mutex(Array(repeating: (0, 0, 0, 0), count: threads))
+        results = HostLock(Array(repeating: (0, 0, 0, 0), count: threads))
     }
 
     func arriveAndWait() {
