@@ -8,10 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CONCURRENCY='ProtectionConcurrencyTests|ARMSMMUConcurrencyTests|AMDViConcurrencyTests|IOVATests.ConcurrencyTests'
-CONCURRENCY+='|TableTests/concurrentMaps'
-# Not yet: LazyFlushTests and ReplayRunTests/eachCPUsCallsCanRunOnAThreadOfTheirOwn. Under TSan they
-# hang in FlushTimer (Sources/DMA/LazyWindow.swift): a tick can drop the last reference to a domain
-# state, whose deinit then calls forget() and takes the tick's own lock again. Add them with the fix.
+CONCURRENCY+='|TableTests/concurrentMaps|LazyFlushTests|ReplayRunTests/eachCPUsCallsCanRunOnAThreadOfTheirOwn'
+CONCURRENCY+='|ShadowBufferTests'
 
 # Every lock in the package is one TSan sees (HostLock, SpinLock, IOVA's Locked; no
 # Synchronization.Mutex), so the suppressions file names no project code: any report fails the step.

@@ -9,8 +9,8 @@ import Glibc
 /// access made under one from two threads. Every shared state in the package
 /// is behind this, a ``SpinLock`` or an atomic, so a TSan report is a race.
 public final class HostLock<Value>: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private let value: UnsafeMutablePointer<Value>
+    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    @usableFromInline let value: UnsafeMutablePointer<Value>
 
     public init(_ initial: Value) {
         mutex = .allocate(capacity: 1)
@@ -28,7 +28,9 @@ public final class HostLock<Value>: @unchecked Sendable {
 
     /// Runs `body` with the value, holding the lock.
     /// - Throws: what `body` throws.
-    @inline(__always)
+    /// Inlinable so that callers in other modules get it specialized and
+    /// inlined, as they did `Mutex.withLock`, instead of a generic call.
+    @inlinable @inline(__always)
     public func withLock<Result, Failure: Error>(_ body: (inout Value) throws(Failure) -> Result) throws(Failure) -> Result {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }

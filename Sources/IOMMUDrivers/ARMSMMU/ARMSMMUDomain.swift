@@ -132,10 +132,17 @@ final class ARMSMMUDomain: IOMMUDomain, @unchecked Sendable {
     }
 
     private func submitToUnits(_ emit: (ARMSMMUDriver.UnitState, inout ARMSMMUCommandQueue.Writer) throws(MemoryError) -> Void) {
-        units.withLock { units in
-            for state in units.values {
-                try? state.commands.submit { writer throws(MemoryError) in try emit(state, &writer) }
-            }
+        units.withLock { Self.submit(to: &$0, emit) }
+    }
+
+    /// Out of line on purpose: as an `inout` parameter the locked dictionary is known to be
+    /// unaliased, so iterating it retains no element around each submission (inlined into the
+    /// lock's body, the optimizer retained every unit state and queue per command).
+    @inline(never)
+    private static func submit(to units: inout [ObjectIdentifier: ARMSMMUDriver.UnitState],
+                               _ emit: (ARMSMMUDriver.UnitState, inout ARMSMMUCommandQueue.Writer) throws(MemoryError) -> Void) {
+        for state in units.values {
+            try? state.commands.submit { writer throws(MemoryError) in try emit(state, &writer) }
         }
     }
 }
