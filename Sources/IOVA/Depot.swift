@@ -30,6 +30,19 @@ struct Depot {
         return (ranges, granules)
     }
 
+    /// A full magazine of class `order`, preferably one that `owner` handed in: a thread that
+    /// gets its own blocks back keeps to the page-table cache lines it already writes instead
+    /// of sharing lines with another thread's blocks.
+    mutating func takeFull(order: Int, preferring owner: UInt64) -> Magazine? {
+        guard var index = full[order].indices.last else { return nil }
+        while full[order][index].owner != owner {
+            if index == 0 { return full[order].popLast() }
+            index -= 1
+        }
+        full[order].swapAt(index, full[order].count - 1)
+        return full[order].popLast()
+    }
+
     /// An empty magazine from the pool, or a new one.
     mutating func takeEmpty() -> Magazine {
         empty.popLast() ?? Magazine.make()

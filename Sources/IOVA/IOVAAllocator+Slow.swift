@@ -18,7 +18,7 @@ extension IOVAAllocator {
             return previous
         }
         return depot.withLock { d in
-            guard let full = d.full[order].popLast() else { return loaded }
+            guard let full = d.takeFull(order: order, preferring: tc.pointee.depotOwner) else { return loaded }
             d.giveEmpty(loaded)
             mags[2 * order] = full
             return full
@@ -40,6 +40,7 @@ extension IOVAAllocator {
         }
         return depot.withLock { d in
             if d.full[order].count < d.limit {
+                loaded.owner = tc.pointee.depotOwner
                 d.full[order].append(loaded)
                 let fresh = d.takeEmpty()
                 mags[2 * order] = fresh

@@ -21,6 +21,12 @@ struct Magazine: @unchecked Sendable {
 
     func destroy() { UnsafeMutableRawPointer(storage).deallocate() }
 
+    /// Which thread cache last handed this magazine to the depot (a spare word after the entries).
+    var owner: UInt64 {
+        get { storage[2 &* Self.capacity &+ 1] }
+        nonmutating set { storage[2 &* Self.capacity &+ 1] = newValue }
+    }
+
     @inlinable @inline(__always) var count: Int { Int(truncatingIfNeeded: storage[0]) }
     @inlinable @inline(__always) var isFull: Bool { storage[0] == UInt64(Self.capacity) }
     @inlinable @inline(__always) var isEmpty: Bool { storage[0] == 0 }

@@ -50,6 +50,9 @@ struct ThreadCache: ~Copyable {
         return p
     }
 
+    /// This cache's identity on the magazines it hands to the depot.
+    var depotOwner: UInt64 { UInt64(UInt(bitPattern: magazines)) }
+
     /// The class (log2 of the block size) that serves `granules` granules.
     @usableFromInline static func sizeClass(granules: Int) -> Int { granules <= 1 ? 0 : Int.bitWidth - (granules - 1).leadingZeroBitCount }
 
