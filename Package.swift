@@ -34,7 +34,7 @@ let package = Package(
             name: "iommu-sim",
             dependencies: ["Workloads", "Firmware", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
-        .testTarget(name: "EmulationTests", dependencies: ["Emulation"], swiftSettings: strict),
+        .testTarget(name: "EmulationTests", dependencies: ["Emulation", "CSupport"], swiftSettings: strict),
         .testTarget(name: "IOPageTableTests", dependencies: ["IOPageTable", "Emulation"], swiftSettings: strict),
         .testTarget(name: "IOMMUCoreTests", dependencies: ["IOMMUCore", "IOMMUDrivers", "Emulation"], swiftSettings: strict),
         .testTarget(name: "IOMMUDriversTests", dependencies: ["IOMMUDrivers", "IOMMUCore", "Emulation"], swiftSettings: strict),

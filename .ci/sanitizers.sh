@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 CONCURRENCY='ProtectionConcurrencyTests|ARMSMMUConcurrencyTests|AMDViConcurrencyTests|IOVATests.ConcurrencyTests'
 CONCURRENCY+='|TableTests/concurrentMaps|LazyFlushTests|ReplayRunTests/eachCPUsCallsCanRunOnAThreadOfTheirOwn'
-CONCURRENCY+='|ShadowBufferTests'
+CONCURRENCY+='|ShadowBufferTests|SpinLockTests'
 
 # Every lock in the package is one TSan sees (HostLock, SpinLock, IOVA's Locked; no
 # Synchronization.Mutex), so the suppressions file names no project code: any report fails the step.

@@ -98,7 +98,9 @@ final class DMADomainState: Sendable {
     /// queue is full, one domain-wide invalidation makes its ranges reusable.
     @inline(__always)
     func deferUnmap(iova: UInt64, size: UInt64, slot: UnsafeMutablePointer<ThreadSlot>, capacity: Int) {
-        if slot.pointee.enqueue(PendingUnmap(iova: iova, size: size)) >= capacity { flushOwn(slot) }
+        let queued = slot.pointee.enqueue(PendingUnmap(iova: iova, size: size))
+        if queued == 1 { FlushTimer.shared.arm() }
+        if queued >= capacity { flushOwn(slot) }
     }
 
     /// Invalidates the whole domain once, then frees every queued range.
@@ -126,6 +128,17 @@ final class DMADomainState: Sendable {
         }
     }
 
+    /// When the flush timer must next look at this domain: its oldest queued range's timeout
+    /// (or a poll soon, for ranges the Linux placement model holds); nil when nothing is queued.
+    func earliestDeadline(after now: UInt64) -> UInt64? {
+        if let linuxPlacement, linuxPlacement.pendingCount > 0 { return now &+ FlushTimer.linuxPlacementPollNanoseconds }
+        let timeout = configuration.flushTimeoutNanoseconds
+        return queues.withLock { list in
+            list.map(\.pointer).filter { $0.pointee.queued > 0 }
+                .map { $0.pointee.oldestUnmap.load(ordering: .relaxed) &+ timeout }.min()
+        }
+    }
+
     var pendingCount: Int {
         (linuxPlacement?.pendingCount ?? 0) + queues.withLock { list in
             list.map(\.pointer).reduce(0) { total, slot in total + slot.pointee.queued }
@@ -140,7 +153,8 @@ final class DMADomainState: Sendable {
         guard end != slot.pointee.head.load(ordering: .relaxed) else { return }
         let oldest = slot.pointee.oldestUnmap.load(ordering: .relaxed)
         // Until this returns, a device may still reach every queued range through its IOTLB.
-        domain.flushAll()
+        // Borrowed: a retain here is a read-modify-write on a count every mapping thread shares.
+        domainReference._withUnsafeGuaranteedRef { $0.flushAll() }
         let now = MonotonicClock.now()
         let (ranges, bytes) = release(slot)
         window.record(ranges: ranges, bytes: bytes, nanoseconds: now &- oldest, byTimeout: false)

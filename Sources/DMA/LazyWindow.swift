@@ -24,27 +24,55 @@ public struct LazyWindowStatistics: Sendable, Hashable, Codable {
     public var meanWindowNanoseconds: UInt64 = 0
 }
 
+/// Each field is its own atomic: every thread's ring flushes record here, and a
+/// shared lock taken once per flush put two mapping threads to sleep on each
+/// other (a fifth of their combined rate). A snapshot taken while flushes run
+/// may mix fields from before and after one of them.
 final class LazyWindowCounters: Sendable {
-    private let state = HostLock(LazyWindowStatistics())
-    private let windowTotal = HostLock<UInt64>(0)
+    private let flushes = Atomic<UInt64>(0)
+    private let flushesByTimeout = Atomic<UInt64>(0)
+    private let rangesFlushed = Atomic<UInt64>(0)
+    private let largestBatchRanges = Atomic<UInt64>(0)
+    private let largestBatchBytes = Atomic<UInt64>(0)
+    private let longestWindow = Atomic<UInt64>(0)
+    private let windowTotal = Atomic<UInt64>(0)
 
     func record(ranges: Int, bytes: UInt64, nanoseconds: UInt64, byTimeout: Bool) {
-        state.withLock { stats in
-            stats.flushes += 1
-            if byTimeout { stats.flushesByTimeout += 1 }
-            stats.rangesFlushed += UInt64(ranges)
-            stats.largestBatchRanges = max(stats.largestBatchRanges, UInt64(ranges))
-            stats.largestBatchBytes = max(stats.largestBatchBytes, bytes)
-            stats.longestWindowNanoseconds = max(stats.longestWindowNanoseconds, nanoseconds)
-            let total = windowTotal.withLock { total in
-                total &+= nanoseconds
-                return total
-            }
-            stats.meanWindowNanoseconds = total / stats.flushes
-        }
+        if byTimeout { flushesByTimeout.wrappingAdd(1, ordering: .relaxed) }
+        rangesFlushed.wrappingAdd(UInt64(ranges), ordering: .relaxed)
+        largestBatchRanges.raise(to: UInt64(ranges))
+        largestBatchBytes.raise(to: bytes)
+        longestWindow.raise(to: nanoseconds)
+        windowTotal.wrappingAdd(nanoseconds, ordering: .relaxed)
+        // Last, with release: a snapshot that sees this flush counted sees its window too.
+        flushes.wrappingAdd(1, ordering: .releasing)
     }
 
-    var snapshot: LazyWindowStatistics { state.withLock { $0 } }
+    var snapshot: LazyWindowStatistics {
+        var statistics = LazyWindowStatistics()
+        statistics.flushes = flushes.load(ordering: .acquiring)
+        statistics.flushesByTimeout = flushesByTimeout.load(ordering: .relaxed)
+        statistics.rangesFlushed = rangesFlushed.load(ordering: .relaxed)
+        statistics.largestBatchRanges = largestBatchRanges.load(ordering: .relaxed)
+        statistics.largestBatchBytes = largestBatchBytes.load(ordering: .relaxed)
+        statistics.longestWindowNanoseconds = longestWindow.load(ordering: .relaxed)
+        if statistics.flushes > 0 {
+            statistics.meanWindowNanoseconds = windowTotal.load(ordering: .relaxed) / statistics.flushes
+        }
+        return statistics
+    }
+}
+
+extension Atomic where Value == UInt64 {
+    /// Keeps the maximum; after the first flushes the new value is rarely larger, so this is one load.
+    func raise(to value: UInt64) {
+        var current = load(ordering: .relaxed)
+        while value > current {
+            let (exchanged, found) = compareExchange(expected: current, desired: value, ordering: .relaxed)
+            if exchanged { return }
+            current = found
+        }
+    }
 }
 
 enum MonotonicClock {
@@ -53,66 +81,5 @@ enum MonotonicClock {
         var time = timespec()
         clock_gettime(CLOCK_MONOTONIC, &time)
         return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
-    }
-}
-
-/// The flush queues' timer (Linux's fq_timer): one background thread that
-/// periodically flushes lazy domains whose oldest queued unmap waited longer
-/// than their timeout, so that an idle device's ranges do not stay reachable forever.
-///
-/// It holds its domains strongly and lets a state go on the first tick that
-/// finds the list's reference the only one left, releasing it after the lock
-/// is dropped. (Held unretained, a state could have its last reference
-/// dropped by another thread while the tick ran it, and its deinit then ran
-/// on the tick thread, inside the tick's lock, which it needs to leave the
-/// list: a self-deadlock seen in the debug fuzz suite. A weak reference
-/// would give every state a side table and slow each hot-path retain.)
-final class FlushTimer: Sendable {
-    static let shared = FlushTimer()
-    private struct Watched: Sendable { var state: DMADomainState }
-    private let watched = HostLock<[Watched]>([])
-    private let started = HostLock(false)
-    static let tickNanoseconds: UInt64 = 1_000_000
-
-    func watch(_ state: DMADomainState) {
-        watched.withLock { $0.append(Watched(state: state)) }
-        let start = started.withLock { started in
-            defer { started = true }
-            return !started
-        }
-        if start { startThread() }
-    }
-
-    func forget(_ state: DMADomainState) {
-        watched.withLock { list in list.removeAll { $0.state === state } }
-    }
-
-    private func startThread() {
-        var thread = pthread_t()
-        pthread_create(&thread, nil, { _ in
-            var pause = timespec(tv_sec: 0, tv_nsec: Int(FlushTimer.tickNanoseconds))
-            while true {
-                nanosleep(&pause, nil)
-                FlushTimer.shared.tick()
-            }
-        }, nil)
-        pthread_detach(thread)
-    }
-
-    private func tick() {
-        var departed: [DMADomainState] = []
-        watched.withLock { list in
-            let now = MonotonicClock.now()
-            var index = 0
-            while index < list.count {
-                if isKnownUniquelyReferenced(&list[index].state) {
-                    departed.append(list.remove(at: index).state)
-                    continue
-                }
-                list[index].state.flushExpired(now: now)
-                index += 1
-            }
-        }
-        departed.removeAll() // their deinits run here, outside the lock
     }
 }

@@ -57,6 +57,8 @@ final class LinuxDomainPlacement: Sendable {
         if deferred, let flushQueue {
             flushQueue.enqueue(iova: iova, bytes: size, cpu: time.cpu, now: time.nanoseconds, onHostClock: time.onHostClock,
                                domain: state.domainReference, allocator: allocator, window: state.window)
+            // Replays are not the hot path: wake the timer on every queued range, not only the first.
+            FlushTimer.shared.arm()
         } else {
             try allocator.free(address: iova, size: size, cpu: time.cpu)
         }

@@ -1,4 +1,4 @@
-import Glibc
+import CSupport
 import Synchronization
 
 /// The ownership handshake between a thread and its cache, built so that the owner's side costs
@@ -15,37 +15,11 @@ import Synchronization
 enum AsymmetricFence {
     /// True when `membarrier(PRIVATE_EXPEDITED)` is registered and the owner side may use a
     /// compiler-only barrier.
-    static let available: Bool = register()
-
-    #if arch(x86_64)
-    private static let sysMembarrier = 324
-    #elseif arch(arm64)
-    private static let sysMembarrier = 283
-    #else
-    private static let sysMembarrier = -1
-    #endif
-    private static let cmdQuery = 0
-    private static let cmdPrivateExpedited = 8
-    private static let cmdRegisterPrivateExpedited = 16
-
-    private static func register() -> Bool {
-        if sysMembarrier < 0 { return false }
-        let supported = iovaSyscall3(sysMembarrier, cmdQuery, 0, 0)
-        guard supported > 0, supported & cmdPrivateExpedited != 0,
-              supported & cmdRegisterPrivateExpedited != 0 else { return false }
-        return iovaSyscall3(sysMembarrier, cmdRegisterPrivateExpedited, 0, 0) == 0
-    }
+    static let available: Bool = csupport_membarrier_available()
 
     /// The heavy side: a barrier on every CPU currently running a thread of this process.
     static func heavy() {
-        if available {
-            if iovaSyscall3(sysMembarrier, cmdPrivateExpedited, 0, 0) == 0 { return }
-        }
+        if csupport_membarrier() { return }
         atomicMemoryFence(ordering: .sequentiallyConsistent)
     }
 }
-
-/// glibc's `syscall(2)` is variadic, which Swift cannot import; with integer arguments only,
-/// this fixed-arity declaration passes them in the same registers on x86-64 and arm64.
-@_silgen_name("syscall")
-private func iovaSyscall3(_ number: Int, _ a: Int, _ b: Int, _ c: Int) -> Int

@@ -7,20 +7,20 @@ import Synchronization
 extension IOVAAllocator {
     /// The thread's loaded magazine of class `order` is empty: swap in the previous one if it
     /// holds blocks, else trade it for a full one from the depot. Returns the new loaded one.
-    @inline(never)
+    @usableFromInline @inline(never)
     func refill(_ tc: UnsafeMutablePointer<ThreadCache>, order: Int) -> Magazine {
         let mags = tc.pointee.magazines
         let loaded = mags[2 * order]
         let previous = mags[2 * order + 1]
         if !previous.isEmpty {
-            mags[2 * order] = previous
             mags[2 * order + 1] = loaded
+            ThreadCache.setLoaded(tc, order: order, previous)
             return previous
         }
         return depot.withLock { d in
             guard let full = d.takeFull(order: order, preferring: tc.pointee.depotOwner) else { return loaded }
             d.giveEmpty(loaded)
-            mags[2 * order] = full
+            ThreadCache.setLoaded(tc, order: order, full)
             return full
         }
     }
@@ -34,8 +34,8 @@ extension IOVAAllocator {
         let loaded = mags[2 * order]
         let previous = mags[2 * order + 1]
         if !previous.isFull {
-            mags[2 * order] = previous
             mags[2 * order + 1] = loaded
+            ThreadCache.setLoaded(tc, order: order, previous)
             return previous
         }
         return depot.withLock { d in
@@ -43,7 +43,7 @@ extension IOVAAllocator {
                 loaded.owner = tc.pointee.depotOwner
                 d.full[order].append(loaded)
                 let fresh = d.takeEmpty()
-                mags[2 * order] = fresh
+                ThreadCache.setLoaded(tc, order: order, fresh)
                 return fresh
             }
             core.pointee.tree.withLock { t in loaded.drain { releaseCached(&t, $0) } }

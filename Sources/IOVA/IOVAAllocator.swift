@@ -154,7 +154,8 @@ public final class IOVAAllocator: Sendable {
     /// A size-aligned ``allocate(size:limit:preferredLimit:sizeAligned:)`` served only from the
     /// calling thread's cache: nil, with nothing changed, when the cache cannot serve it (a size
     /// above ``maxCachedGranules`` granules, an empty magazine, a cached block beyond the limit).
-    /// For a hot path that falls back to `allocate` itself; never searches, drains or fails.
+    /// For a hot path that falls back to `allocate` itself; an empty magazine is refilled from
+    /// the thread's other one or the depot, but the tree is never searched and nothing drains.
     @inlinable @inline(__always)
     public func allocateFromCache(size: UInt64, limit: UInt64, preferredLimit: UInt64? = nil) -> UInt64? {
         var effective = limit
@@ -173,8 +174,13 @@ public final class IOVAAllocator: Sendable {
         guard sizeMinusOne < fastSizeBound, let cache = fastCache() else { return nil }
         let index = Int(truncatingIfNeeded: sizeMinusOne &>> shift)
         cache.pointee.enter()
-        let storage = cache.pointee.loadedBySize[index].pointee.storage
-        let count = storage[0]
+        var storage = ThreadCache.loadedStorage(cache, index: index)
+        var count = storage[0]
+        if count == 0 {
+            // Empty: swap in the previous magazine or trade with the depot (never the tree).
+            storage = refill(cache, order: ThreadCache.sizeClass(granules: index &+ 1)).storage
+            count = storage[0]
+        }
         if count != 0 {
             let start = storage[Int(truncatingIfNeeded: count &* 2 &- 1)] &<< shift
             // The whole power-of-two block must end at or below the limit (no overflow: the
@@ -240,7 +246,7 @@ public final class IOVAAllocator: Sendable {
         }
         let cache = fastCache() ?? attachThreadCache()
         cache.pointee.enter()
-        var loaded = cache.pointee.loadedBySize[index].pointee
+        var loaded = Magazine(storage: ThreadCache.loadedStorage(cache, index: index))
         if loaded.isFull { loaded = spill(cache, order: ThreadCache.sizeClass(granules: index &+ 1)) }
         loaded.push(pfn, slot: slot)
         cache.pointee.exit()

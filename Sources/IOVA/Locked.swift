@@ -1,8 +1,10 @@
 import Glibc
+import CSupport
 
 /// A value behind a `pthread_mutex_t`. Used instead of `Synchronization.Mutex` because
 /// ThreadSanitizer intercepts pthread locks but cannot see inside the prebuilt `Mutex`, which
-/// makes it report false races. Only the slow paths take these locks.
+/// makes it report false races. Only the slow paths take these locks; they are adaptive
+/// (a waiter spins briefly before it sleeps) because two threads' slow paths meet often.
 struct Locked<Value: ~Copyable>: ~Copyable, @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let value: UnsafeMutablePointer<Value>
@@ -10,7 +12,7 @@ struct Locked<Value: ~Copyable>: ~Copyable, @unchecked Sendable {
     init(_ initial: consuming Value) {
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(mutex, nil)
+        csupport_mutex_init_adaptive(mutex)
         value = .allocate(capacity: 1)
         value.initialize(to: initial)
     }

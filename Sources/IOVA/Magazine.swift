@@ -10,6 +10,8 @@ struct Magazine: @unchecked Sendable {
     @usableFromInline static let capacity = 128
     @usableFromInline let storage: UnsafeMutablePointer<UInt64>
 
+    @usableFromInline init(storage: UnsafeMutablePointer<UInt64>) { self.storage = storage }
+
     static func make() -> Magazine {
         // Whole cache lines, so that two threads' magazines never share one.
         let words = 2 * capacity + 8

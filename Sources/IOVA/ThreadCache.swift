@@ -22,16 +22,17 @@ struct ThreadCache: ~Copyable {
     /// Everything that changes. Kept out of this struct so that the owner writing it is never
     /// an access to the struct a stealer reads its atomics from at the same time.
     @usableFromInline let state: UnsafeMutablePointer<CacheState>
-    /// Entry g - 1 points at the loaded magazine (in `magazines`) of the size class serving g
-    /// granules, g = 1...32: the fast paths index it by size instead of computing the class.
-    @usableFromInline let loadedBySize: UnsafeMutablePointer<UnsafeMutablePointer<Magazine>>
+    // At `sizeTableOffset` in the cache's block, entry g - 1 holds the storage of the loaded
+    // magazine of the class serving g granules, g = 1...32: the fast paths find it by size at a
+    // fixed offset from the cache (two dependent loads fewer than through the struct and the
+    // magazine), and ``setLoaded(_:order:_:)`` keeps it current.
 
     /// Layout of one cache's block: the struct, its mutable state and its magazine table each
     /// on their own cache lines, so two threads' caches never share a line.
     static let blockBytes = 640
     static let stateOffset = 128
     static let tableOffset = 256
-    static let sizeTableOffset = 384
+    @inlinable static var sizeTableOffset: Int { 384 }
 
     static func create(allocatorID: UInt64, core: UnsafeMutablePointer<AllocatorCore>, fullFence: Bool) -> UnsafeMutablePointer<ThreadCache> {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: blockBytes, alignment: 128)
@@ -39,15 +40,33 @@ struct ThreadCache: ~Copyable {
         state.initialize(to: CacheState())
         let table = (raw + tableOffset).bindMemory(to: Magazine.self, capacity: 2 * classes)
         for i in 0..<(2 * classes) { (table + i).initialize(to: Magazine.make()) }
-        let bySize = (raw + sizeTableOffset).bindMemory(to: UnsafeMutablePointer<Magazine>.self,
+        let bySize = (raw + sizeTableOffset).bindMemory(to: UnsafeMutablePointer<UInt64>.self,
                                                          capacity: Int(IOVAAllocator.maxCachedGranules))
         for granules in 1...Int(IOVAAllocator.maxCachedGranules) {
-            (bySize + granules - 1).initialize(to: table + 2 * sizeClass(granules: granules))
+            (bySize + granules - 1).initialize(to: table[2 * sizeClass(granules: granules)].storage)
         }
         let p = raw.bindMemory(to: ThreadCache.self, capacity: 1)
         p.initialize(to: ThreadCache(stealing: Atomic(fullFence ? fenceBit : 0), allocatorID: allocatorID, core: core,
-                                     thread: pthread_self(), magazines: table, state: state, loadedBySize: bySize))
+                                     thread: pthread_self(), magazines: table, state: state))
         return p
+    }
+
+    /// The storage of the loaded magazine serving `index + 1` granules.
+    @inlinable @inline(__always)
+    static func loadedStorage(_ cache: UnsafeMutablePointer<ThreadCache>, index: Int) -> UnsafeMutablePointer<UInt64> {
+        (UnsafeMutableRawPointer(cache) + sizeTableOffset)
+            .load(fromByteOffset: index &* 8, as: UnsafeMutablePointer<UInt64>.self)
+    }
+
+    /// Makes `magazine` the loaded one of class `order`, in the class table and the size table.
+    static func setLoaded(_ cache: UnsafeMutablePointer<ThreadCache>, order: Int, _ magazine: Magazine) {
+        cache.pointee.magazines[2 * order] = magazine
+        let bySize = (UnsafeMutableRawPointer(cache) + sizeTableOffset)
+            .assumingMemoryBound(to: UnsafeMutablePointer<UInt64>.self)
+        let sizes = order == 0 ? 1...1 : ((1 << (order - 1)) + 1)...(1 << order)
+        for granules in sizes where granules <= Int(IOVAAllocator.maxCachedGranules) {
+            bySize[granules - 1] = magazine.storage
+        }
     }
 
     /// This cache's identity on the magazines it hands to the depot.

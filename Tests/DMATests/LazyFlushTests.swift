@@ -28,6 +28,30 @@ import Workloads
         #expect(nic.device.engine.write(to: bus, bytes: [3]).fault != nil)
     }
 
+    /// The timer sleeps until the oldest range's deadline: a range queued onto an empty ring
+    /// stays queued (reachable) until its domain's timeout, then goes without any other unmap.
+    @Test func theFlushTimerWaitsForTheDomainsOwnTimeout() throws {
+        let timeout: UInt64 = 150_000_000
+        let platform = try EmulatedPlatform(.defaultPlatform(policy: DefaultDomainPolicy(invalidation: .lazy)),
+                                            dmaConfiguration: DMAConfiguration(flushTimeoutNanoseconds: timeout))
+        let nic = try #require(platform.dma(for: "nic0"))
+        let start = MonotonicNanoseconds.now()
+        let bus = try nic.map(try platform.pages.allocate(), size: 4096, direction: .fromDevice)
+        try nic.unmap(bus, size: 4096, direction: .fromDevice)
+        var pause = timespec(tv_sec: 0, tv_nsec: 50_000_000)
+        nanosleep(&pause, nil)
+        if MonotonicNanoseconds.now() - start < timeout { #expect(nic.deferredUnmaps == 1) }
+        var waited = 0
+        while nic.deferredUnmaps > 0 && waited < 400 {
+            pause = timespec(tv_sec: 0, tv_nsec: 5_000_000)
+            nanosleep(&pause, nil)
+            waited += 1
+        }
+        #expect(nic.deferredUnmaps == 0)
+        #expect(nic.lazyWindow.flushesByTimeout == 1)
+        #expect(nic.lazyWindow.longestWindowNanoseconds >= timeout)
+    }
+
     @Test func aFullQueueFlushesInOneBatch() throws {
         let platform = try EmulatedPlatform(.defaultPlatform(policy: DefaultDomainPolicy(invalidation: .lazy)))
         let nic = try #require(platform.dma(for: "nic0"))
@@ -65,5 +89,13 @@ import Workloads
         }
         nic.flushDeferred()
         #expect(nic.statistics.mappings == 4000 && nic.statistics.unmappings == 4000)
+    }
+}
+
+private enum MonotonicNanoseconds {
+    static func now() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
     }
 }

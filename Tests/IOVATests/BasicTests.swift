@@ -199,6 +199,28 @@ import Testing
         #expect(a.statistics.cacheHits == 1)
     }
 
+    /// The hot path's cache-only allocation refills an empty magazine from the thread's other
+    /// one and from the depot, and only gives up (nil, nothing changed) when both are dry.
+    @Test func cacheOnlyAllocationRefillsFromTheOtherMagazineAndTheDepot() throws {
+        let a = try make(0...0xFFF_FFFF)
+        var blocks: [UInt64] = []
+        for _ in 0..<300 { blocks.append(try a.allocate(size: 4096, limit: .max)) }
+        for block in blocks { try a.freeExclusively(address: block, size: 4096) }
+        let before = a.statistics
+        #expect(before.cachedBytes == 300 * 4096)
+        var again: Set<UInt64> = []
+        for _ in 0..<300 {
+            guard let block = a.allocateFromCache(size: 4096, limit: .max) else { break }
+            again.insert(block)
+        }
+        #expect(again == Set(blocks))
+        #expect(a.allocateFromCache(size: 4096, limit: .max) == nil)
+        let after = a.statistics
+        #expect(after.cacheHits == before.cacheHits + 300)
+        #expect(after.cacheMisses == before.cacheMisses)
+        #expect(after.cachedBytes == 0 && after.allocatedBytes == 300 * 4096)
+    }
+
     @Test func manyAllocatorsKeepSeparateCaches() throws {
         let a = try make()
         let b = try make()

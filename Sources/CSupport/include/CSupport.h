@@ -3,6 +3,7 @@
 
 #include <stdint.h>
 #include <stdbool.h>
+#include <pthread.h>
 
 // Page-table entries live in emulated physical memory that a driver thread
 // writes while an emulated IOMMU walks it from a device thread. Real hardware
@@ -75,5 +76,32 @@ static inline void csupport_spin_hint(void) {
     __asm__ __volatile__("yield");
 #endif
 }
+
+// A number that identifies the calling thread among the living ones: the
+// address of one of its thread-local bytes (one %fs-relative lea, where
+// pthread_self() is a library call). Never 0.
+extern __thread char csupport_thread_anchor;
+
+static inline uintptr_t csupport_thread_token(void) {
+    return (uintptr_t)&csupport_thread_anchor;
+}
+
+// membarrier(2) with MEMBARRIER_CMD_PRIVATE_EXPEDITED: a full memory barrier
+// on every CPU that runs a thread of this process. It lets the frequent side
+// of a store-then-load handshake use a compiler barrier alone. The first call
+// registers the process; returns whether the command is available.
+bool csupport_membarrier_available(void);
+
+// Runs the barrier; returns false when it is unavailable (callers then keep
+// to their fenced path).
+bool csupport_membarrier(void);
+
+// The package's mutexes guard critical sections of a few dozen instructions.
+// A plain glibc mutex puts a waiter to sleep on the first failed attempt, and
+// waking it costs tens of microseconds on a virtual machine: two threads that
+// meet on a lock once per few hundred operations lost a fifth of their rate.
+// An adaptive mutex spins a bounded number of rounds first. Returns
+// pthread_mutex_init's result.
+int csupport_mutex_init_adaptive(pthread_mutex_t *mutex);
 
 #endif

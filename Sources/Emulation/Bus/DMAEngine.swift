@@ -133,12 +133,12 @@ public final class DMAEngine: Sendable {
         var done = 0
         var cached: UInt64 = 0, walked: UInt64 = 0
         defer {
-            if cached > 0 { cachedTranslations.add(cached, ordering: .relaxed) }
-            if walked > 0 { walkedTranslations.add(walked, ordering: .relaxed) }
+            if cached > 0 { cachedTranslations.wrappingAdd(cached, ordering: .relaxed) }
+            if walked > 0 { walkedTranslations.wrappingAdd(walked, ordering: .relaxed) }
             if access == .read {
-                bytesRead.add(UInt64(done), ordering: .relaxed)
+                bytesRead.wrappingAdd(UInt64(done), ordering: .relaxed)
             } else {
-                bytesWritten.add(UInt64(done), ordering: .relaxed)
+                bytesWritten.wrappingAdd(UInt64(done), ordering: .relaxed)
             }
         }
         while done < count {
@@ -172,7 +172,7 @@ public final class DMAEngine: Sendable {
 
     @inline(never)
     private func fail(_ address: IOVirtualAddress, _ access: BusAccess, _ reason: DMAFaultReason, _ done: Int) -> DMATransferResult {
-        faultCount.add(1, ordering: .relaxed)
+        faultCount.wrappingAdd(1, ordering: .relaxed)
         return DMATransferResult(bytesTransferred: done, fault: DeviceFault(address: address, access: access, reason: reason))
     }
 }

@@ -20,6 +20,9 @@ public struct TranslationCache: Sendable {
     private var clock: UInt32 = 0
     /// Which page sizes are present at all, so a lookup probes only those.
     private var shiftsInUse: UInt64 = 0
+    /// Valid entries. An empty cache (no device has used a translation since the last
+    /// invalidation) answers every invalidation at once, as the hardware would.
+    private var validCount = 0
 
     public init(sets: Int, ways: Int) {
         self.sets = max(1, sets)
@@ -30,7 +33,7 @@ public struct TranslationCache: Sendable {
     }
 
     public var capacity: Int { sets * ways }
-    public var occupancy: Int { entries.reduce(0) { $0 + ($1.valid ? 1 : 0) } }
+    public var occupancy: Int { validCount }
 
     @inline(__always)
     private func setIndex(domain: UInt32, frame: UInt64, shift: UInt8) -> Int {
@@ -67,6 +70,7 @@ public struct TranslationCache: Sendable {
             if entries[slot].lastUse < entries[victim].lastUse { victim = slot }
         }
         clock &+= 1
+        if !entries[victim].valid { validCount += 1 }
         entries[victim] = Entry(domain: domain, pageBase: pageBase, pageShift: pageShift, physicalBase: physicalBase,
                                 permissions: permissions, lastUse: clock, valid: true)
         shiftsInUse |= 1 << UInt64(pageShift)
@@ -77,7 +81,7 @@ public struct TranslationCache: Sendable {
     /// invalidation (every strict unmap) costs a few probes, not a scan of the cache.
     @discardableResult
     public mutating func invalidate(domain: UInt32, first: UInt64, last: UInt64) -> Int {
-        guard first <= last else { return 0 }
+        guard first <= last, validCount > 0 else { return 0 }
         var shifts = shiftsInUse
         var probes = 0
         while shifts != 0 {
@@ -122,7 +126,14 @@ public struct TranslationCache: Sendable {
                 }
             }
         }
+        forget(dropped)
         return dropped
+    }
+
+    /// Counts `dropped` entries gone; an empty cache starts again with no page sizes in use.
+    private mutating func forget(_ dropped: Int) {
+        validCount -= dropped
+        if validCount == 0 { shiftsInUse = 0 }
     }
 
     @discardableResult
@@ -132,11 +143,13 @@ public struct TranslationCache: Sendable {
     public mutating func invalidateAll() -> Int { invalidate { _ in true } }
 
     private mutating func invalidate(where matches: (Entry) -> Bool) -> Int {
+        guard validCount > 0 else { return 0 }
         var dropped = 0
         for slot in entries.indices where entries[slot].valid && matches(entries[slot]) {
             entries[slot].valid = false
             dropped += 1
         }
+        forget(dropped)
         return dropped
     }
 }

@@ -4,24 +4,24 @@ extension VTdUnit {
     /// a walk of the second-level table. A refused access is recorded in the
     /// fault log and touches no memory.
     public func translate(_ address: IOVirtualAddress, requester: PCIAddress, access: BusAccess) -> TranslationOutcome {
-        var interrupt = false
-        let outcome: TranslationOutcome = state.withLock { state in
+        // The outcome and whether to raise the fault event; returned rather than captured, since a
+        // variable captured by the nested `refuse` costs a dynamic exclusivity check per access.
+        let (outcome, interrupt): (TranslationOutcome, Bool) = state.withLock { state in
             state.statistics.translations += 1
             guard state.globalStatus & VTdGlobal.translationEnable != 0 else {
-                return .translated(Translation(physical: PhysicalAddress(address.value),
-                                               contiguousBytes: PageSize.size4K - (address.value & 0xFFF), cached: false))
+                return (.translated(Translation(physical: PhysicalAddress(address.value),
+                                               contiguousBytes: PageSize.size4K - (address.value & 0xFFF), cached: false)), false)
             }
             let context = context(for: requester.requesterID, &state)
-            func refuse(_ reason: VTdFaultReasonCode, as generic: DMAFaultReason? = nil) -> TranslationOutcome {
+            func refuse(_ reason: VTdFaultReasonCode, as generic: DMAFaultReason? = nil) -> (TranslationOutcome, Bool) {
                 let record = VTdFaultRecord(sourceID: requester.requesterID, pageAddress: address.value & ~0xFFF,
                                             access: access == .read ? .read : .write, reason: reason)
-                interrupt = recordFault(record, suppressed: context.faultProcessingDisabled, &state)
-                return .faulted(generic ?? reason.generic)
+                return (.faulted(generic ?? reason.generic), recordFault(record, suppressed: context.faultProcessingDisabled, &state))
             }
             if let invalid = context.invalid { return refuse(invalid) }
             if context.translationType == VTdTranslationType.passThrough.rawValue {
-                return .translated(Translation(physical: PhysicalAddress(address.value),
-                                               contiguousBytes: PageSize.size4K - (address.value & 0xFFF), cached: true))
+                return (.translated(Translation(physical: PhysicalAddress(address.value),
+                                               contiguousBytes: PageSize.size4K - (address.value & 0xFFF), cached: true)), false)
             }
             let widthBits = 12 + 9 * context.levels
             guard address.value >> widthBits == 0 else { return refuse(.beyondAddressWidth) }
@@ -33,8 +33,8 @@ extension VTdUnit {
                     return refuse(access == .read ? .readNotPermitted : .writeNotPermitted)
                 }
                 let offset = address.value - hit.pageBase
-                return .translated(Translation(physical: PhysicalAddress(hit.physicalBase + offset),
-                                               contiguousBytes: (1 << UInt64(hit.pageShift)) - offset, cached: true))
+                return (.translated(Translation(physical: PhysicalAddress(hit.physicalBase + offset),
+                                               contiguousBytes: (1 << UInt64(hit.pageShift)) - offset, cached: true)), false)
             }
             state.statistics.iotlbMisses += 1
             state.statistics.pageWalks += 1
@@ -52,8 +52,8 @@ extension VTdUnit {
                     return refuse(access == .read ? .readNotPermitted : .writeNotPermitted)
                 }
                 let offset = address.value & ((1 << UInt64(leaf.shift)) - 1)
-                return .translated(Translation(physical: PhysicalAddress(leaf.physicalBase + offset),
-                                               contiguousBytes: (1 << UInt64(leaf.shift)) - offset, cached: false))
+                return (.translated(Translation(physical: PhysicalAddress(leaf.physicalBase + offset),
+                                               contiguousBytes: (1 << UInt64(leaf.shift)) - offset, cached: false)), false)
             }
         }
         if interrupt { raiseFaultInterrupt() }

@@ -83,7 +83,11 @@ final class VTdDomain: IOMMUDomain, @unchecked Sendable {
     override func flush(_ gather: IOTLBGather) {
         guard !gather.isEmpty else { return }
         let firstPage = gather.first >> 12, lastPage = gather.last >> 12
-        var mask = firstPage == lastPage ? 0 : 64 - (lastPage - firstPage).leadingZeroBitCount
+        if firstPage == lastPage { // one page, every strict single-page unmap: AM = 0
+            units.submit(VTdInvalidationQueue.iotlbPage(domain: domainID, address: gather.first, addressMask: 0))
+            return
+        }
+        var mask = 64 - (lastPage - firstPage).leadingZeroBitCount
         while mask < 52, firstPage >> UInt64(mask) != lastPage >> UInt64(mask) { mask += 1 }
         let descriptor = mask > 18 ? VTdInvalidationQueue.iotlbDomain(domainID)
             : VTdInvalidationQueue.iotlbPage(domain: domainID, address: gather.first, addressMask: mask)

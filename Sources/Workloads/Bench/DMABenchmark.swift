@@ -141,11 +141,14 @@ public enum DMABenchmark {
         var remaining = options.iterations ?? Int.max
         while remaining > 0 {
             let count = min(batch, remaining)
-            let t0 = now()
-            for slot in 0..<count { bus[slot] = try nic.map(buffer, size: size, direction: options.direction) }
-            let t1 = now()
-            for slot in 0..<count { try nic.unmap(bus[slot], size: size, direction: options.direction) }
-            let t2 = now()
+            // Through a buffer pointer: an array subscript write checks uniqueness on every mapping.
+            let (t0, t1, t2) = try bus.withUnsafeMutableBufferPointer { bus throws(DMAError) in
+                let t0 = now()
+                for slot in 0..<count { bus[slot] = try nic.map(buffer, size: size, direction: options.direction) }
+                let t1 = now()
+                for slot in 0..<count { try nic.unmap(bus[slot], size: size, direction: options.direction) }
+                return (t0, t1, now())
+            }
             samples.mapPerOp.append(Double(t1 - t0) / Double(count))
             samples.unmapPerOp.append(Double(t2 - t1) / Double(count))
             samples.pairs += count
