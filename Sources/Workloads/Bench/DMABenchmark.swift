@@ -125,9 +125,11 @@ public enum DMABenchmark {
         return Report(results: results)
     }
 
+    /// Per-batch latencies kept as running moments, not arrays: appending a million samples a
+    /// second per thread grew arrays through page faults and reallocations inside the timing.
     struct ThreadSamples: Sendable {
-        var mapPerOp: [Double] = []
-        var unmapPerOp: [Double] = []
+        var mapPerOp = RunningMoments()
+        var unmapPerOp = RunningMoments()
         var pairs = 0
         var elapsed: UInt64 = 0
     }
@@ -149,8 +151,8 @@ public enum DMABenchmark {
                 for slot in 0..<count { try nic.unmap(bus[slot], size: size, direction: options.direction) }
                 return (t0, t1, now())
             }
-            samples.mapPerOp.append(Double(t1 - t0) / Double(count))
-            samples.unmapPerOp.append(Double(t2 - t1) / Double(count))
+            samples.mapPerOp.add(Double(t1 - t0) / Double(count))
+            samples.unmapPerOp.add(Double(t2 - t1) / Double(count))
             samples.pairs += count
             remaining -= count
             if options.iterations == nil, t2 >= deadline { break }
@@ -198,14 +200,10 @@ public enum DMABenchmark {
 
     static func summarize(_ samples: [ThreadSamples], options: Options, policy: Policy,
                           deviceReadNs: Double, window: LazyWindowStatistics) -> Result {
-        func meanAndDeviation(_ values: [Double]) -> (Double, Double) {
-            guard !values.isEmpty else { return (0, 0) }
-            let mean = values.reduce(0, +) / Double(values.count)
-            let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count)
-            return (mean, variance.squareRoot())
-        }
-        let (map, mapDeviation) = meanAndDeviation(samples.flatMap(\.mapPerOp))
-        let (unmap, unmapDeviation) = meanAndDeviation(samples.flatMap(\.unmapPerOp))
+        let maps = samples.map(\.mapPerOp).reduce(RunningMoments()) { $0.merged(with: $1) }
+        let unmaps = samples.map(\.unmapPerOp).reduce(RunningMoments()) { $0.merged(with: $1) }
+        let (map, mapDeviation) = (maps.mean, maps.populationDeviation)
+        let (unmap, unmapDeviation) = (unmaps.mean, unmaps.populationDeviation)
         let pairs = samples.reduce(0) { $0 + $1.pairs }
         let longest = samples.map(\.elapsed).max() ?? 1
         return Result(driver: options.family.rawValue, policy: policy.rawValue, threads: options.threads, pages: options.pages,
