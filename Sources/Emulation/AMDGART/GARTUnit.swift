@@ -127,36 +127,38 @@ public final class GARTUnit: TranslationUnit, Sendable {
     /// off) the bus address is the physical address; inside it the GART TLB
     /// or the GATT entry for the page decides.
     public func translate(_ address: IOVirtualAddress, requester: PCIAddress, access: BusAccess) -> TranslationOutcome {
-        var interrupt = false
-        let outcome: TranslationOutcome = state.withLock { state in
+        // The outcome and whether to raise the interrupt, returned rather than captured: a variable
+        // captured by the nested `refuse` costs a dynamic exclusivity check on every access.
+        let (outcome, interrupt): (TranslationOutcome, Bool) = state.withLock { state in
             state.statistics.translations += 1
             let pageRest = PageSize.size4K - (address.value & 0xFFF)
             let (base, size) = Self.aperture(state)
             let enabled = state.control & GARTControl.enable != 0 && state.control & GARTControl.disableIOAccess == 0
             guard enabled, address.value >= base, address.value - base < size else {
                 state.statistics.passedThrough += 1
-                return .translated(Translation(physical: PhysicalAddress(address.value), contiguousBytes: pageRest,
-                                               cached: true))
+                return (.translated(Translation(physical: PhysicalAddress(address.value), contiguousBytes: pageRest,
+                                                cached: true)), false)
             }
             let page = address.value & ~0xFFF
             if let hit = state.tlb.lookup(domain: 0, address: address.value) {
                 state.statistics.tlbHits += 1
-                return .translated(Translation(physical: PhysicalAddress(hit.physicalBase + (address.value & 0xFFF)),
-                                               contiguousBytes: pageRest, cached: true))
+                return (.translated(Translation(physical: PhysicalAddress(hit.physicalBase + (address.value & 0xFFF)),
+                                                contiguousBytes: pageRest, cached: true)), false)
             }
             state.statistics.tlbMisses += 1
-            func refuse(_ kind: GARTErrorKind) -> TranslationOutcome {
+            func refuse(_ kind: GARTErrorKind) -> (TranslationOutcome, Bool) {
+                var raise = false
                 if kind == .invalidEntry { state.pteError = true }
                 let wasPending = state.errors.pending
                 let record = GARTErrorRecord(address: address.value, requester: requester.requesterID,
                                              isWrite: access == .write, kind: kind)
                 if state.errors.record(record) {
                     state.statistics.errorsRecorded += 1
-                    interrupt = !wasPending
+                    raise = !wasPending
                 } else {
                     state.statistics.errorsDropped += 1
                 }
-                return .faulted(kind.generic)
+                return (.faulted(kind.generic), raise)
             }
             let entryAddress = UInt64(state.tableBaseField >> 4) << 12 + ((address.value - base) >> 12) * 4
             state.statistics.tableReads += 1
@@ -165,8 +167,8 @@ public final class GARTUnit: TranslationUnit, Sendable {
             guard entry & GARTEntry.valid != 0 else { return refuse(.invalidEntry) }
             let physical = GARTEntry.physical(of: entry)
             state.tlb.insert(domain: 0, pageBase: page, pageShift: 12, physicalBase: physical, permissions: .readWrite)
-            return .translated(Translation(physical: PhysicalAddress(physical + (address.value & 0xFFF)),
-                                           contiguousBytes: pageRest, cached: false))
+            return (.translated(Translation(physical: PhysicalAddress(physical + (address.value & 0xFFF)),
+                                            contiguousBytes: pageRest, cached: false)), false)
         }
         if interrupt { errorInterrupt.raise() }
         return outcome

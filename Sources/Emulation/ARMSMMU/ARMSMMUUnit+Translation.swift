@@ -4,32 +4,34 @@ extension ARMSMMUUnit {
     /// the stage-1 tables. A refused access touches no memory and, unless its
     /// STE aborts silently or its CD does not record faults, leaves an event.
     public func translate(_ address: IOVirtualAddress, requester: PCIAddress, access: BusAccess) -> TranslationOutcome {
-        var interrupt = false
-        let outcome: TranslationOutcome = state.withLock { state in
+        // The outcome and whether to raise the interrupt, returned rather than captured: a variable
+        // captured by the nested `refuse` costs a dynamic exclusivity check on every access.
+        let (outcome, interrupt): (TranslationOutcome, Bool) = state.withLock { state in
             state.statistics.translations += 1
             guard state.isEnabled else {
-                if state.globalBypass & ARMSMMUGlobalBypass.abort != 0 { return .faulted(.blocked) }
-                return Self.oneToOne(address)
+                if state.globalBypass & ARMSMMUGlobalBypass.abort != 0 { return (.faulted(.blocked), false) }
+                return (Self.oneToOne(address), false)
             }
             let streamID = UInt32(requester.requesterID)
             func refuse(_ type: ARMSMMUEventType, at recorded: UInt64? = nil, recording: Bool = true,
-                        as generic: DMAFaultReason? = nil) -> TranslationOutcome {
+                        as generic: DMAFaultReason? = nil) -> (TranslationOutcome, Bool) {
+                var raise = false
                 if recording {
                     let event = ARMSMMUEvent(type: type, streamID: streamID, isRead: access == .read,
                                              address: recorded ?? address.value)
-                    interrupt = recordEvent(event, &state)
+                    raise = recordEvent(event, &state)
                 } else {
                     state.statistics.faultsNotRecorded += 1
                 }
-                return .faulted(generic ?? type.generic)
+                return (.faulted(generic ?? type.generic), raise)
             }
             let context: Context
             switch streamConfig(for: streamID, &state) {
             case let .failure(fault): return refuse(fault.type, at: fault.address)
             case .success(.abort):
                 state.statistics.faultsNotRecorded += 1
-                return .faulted(.blocked)
-            case .success(.bypass): return Self.oneToOne(address)
+                return (.faulted(.blocked), false)
+            case .success(.bypass): return (Self.oneToOne(address), false)
             case let .success(.translate(decoded)): context = decoded
             }
             let recording = context.recordsFaults
@@ -44,8 +46,8 @@ extension ARMSMMUUnit {
                 state.statistics.tlbHits += 1
                 guard hit.permissions.contains(needed) else { return refuse(.permission, recording: recording) }
                 let offset = address.value - hit.pageBase
-                return .translated(Translation(physical: PhysicalAddress(hit.physicalBase + offset),
-                                               contiguousBytes: (1 << UInt64(hit.pageShift)) - offset, cached: true))
+                return (.translated(Translation(physical: PhysicalAddress(hit.physicalBase + offset),
+                                                contiguousBytes: (1 << UInt64(hit.pageShift)) - offset, cached: true)), false)
             }
             state.statistics.tlbMisses += 1
             state.statistics.pageWalks += 1
@@ -57,8 +59,8 @@ extension ARMSMMUUnit {
                                  pageShift: UInt8(leaf.shift), physicalBase: leaf.physicalBase, permissions: leaf.permissions)
                 guard leaf.permissions.contains(needed) else { return refuse(.permission, recording: recording) }
                 let offset = address.value & ((1 << UInt64(leaf.shift)) - 1)
-                return .translated(Translation(physical: PhysicalAddress(leaf.physicalBase + offset),
-                                               contiguousBytes: (1 << UInt64(leaf.shift)) - offset, cached: false))
+                return (.translated(Translation(physical: PhysicalAddress(leaf.physicalBase + offset),
+                                                contiguousBytes: (1 << UInt64(leaf.shift)) - offset, cached: false)), false)
             }
         }
         if interrupt { raiseEventInterrupt() }

@@ -10,7 +10,7 @@ extension VTdUnit {
             state.statistics.translations += 1
             guard state.globalStatus & VTdGlobal.translationEnable != 0 else {
                 return (.translated(Translation(physical: PhysicalAddress(address.value),
-                                               contiguousBytes: PageSize.size4K - (address.value & 0xFFF), cached: false)), false)
+                                                contiguousBytes: PageSize.size4K - (address.value & 0xFFF), cached: false)), false)
             }
             let context = context(for: requester.requesterID, &state)
             func refuse(_ reason: VTdFaultReasonCode, as generic: DMAFaultReason? = nil) -> (TranslationOutcome, Bool) {
@@ -21,7 +21,7 @@ extension VTdUnit {
             if let invalid = context.invalid { return refuse(invalid) }
             if context.translationType == VTdTranslationType.passThrough.rawValue {
                 return (.translated(Translation(physical: PhysicalAddress(address.value),
-                                               contiguousBytes: PageSize.size4K - (address.value & 0xFFF), cached: true)), false)
+                                                contiguousBytes: PageSize.size4K - (address.value & 0xFFF), cached: true)), false)
             }
             let widthBits = 12 + 9 * context.levels
             guard address.value >> widthBits == 0 else { return refuse(.beyondAddressWidth) }
@@ -34,7 +34,7 @@ extension VTdUnit {
                 }
                 let offset = address.value - hit.pageBase
                 return (.translated(Translation(physical: PhysicalAddress(hit.physicalBase + offset),
-                                               contiguousBytes: (1 << UInt64(hit.pageShift)) - offset, cached: true)), false)
+                                                contiguousBytes: (1 << UInt64(hit.pageShift)) - offset, cached: true)), false)
             }
             state.statistics.iotlbMisses += 1
             state.statistics.pageWalks += 1
@@ -53,7 +53,7 @@ extension VTdUnit {
                 }
                 let offset = address.value & ((1 << UInt64(leaf.shift)) - 1)
                 return (.translated(Translation(physical: PhysicalAddress(leaf.physicalBase + offset),
-                                               contiguousBytes: (1 << UInt64(leaf.shift)) - offset, cached: false)), false)
+                                                contiguousBytes: (1 << UInt64(leaf.shift)) - offset, cached: false)), false)
             }
         }
         if interrupt { raiseFaultInterrupt() }
