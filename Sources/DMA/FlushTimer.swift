@@ -34,6 +34,8 @@ final class FlushTimer: @unchecked Sendable {
     /// A domain with ranges queued by the Linux placement model is polled at this period: its
     /// flush queue keeps its own timer state on the host clock.
     static let linuxPlacementPollNanoseconds: UInt64 = 1_000_000
+    /// With nothing queued the thread still makes a pass this often, to release departed states.
+    static let idlePassNanoseconds: UInt64 = 1_000_000_000
     /// Never sleep less than this: a deadline that is due now is handled on the same pass.
     static let shortestSleepNanoseconds: UInt64 = 50_000
 
@@ -93,14 +95,20 @@ final class FlushTimer: @unchecked Sendable {
         }
     }
 
-    /// Sleeps until ``arm()`` unless a range was queued meanwhile.
+    /// Sleeps until ``arm()`` unless a range was queued meanwhile, or for at most
+    /// ``idlePassNanoseconds``: a pass also lets go of the states of departed devices.
     private func waitUntilArmed() {
         pthread_mutex_lock(sleeper)
         armed.store(false, ordering: .relaxed)
         atomicMemoryFence(ordering: .sequentiallyConsistent)
         // A range queued before the store above found `armed` set and did not wake us.
         if !anythingQueued() {
-            while !armed.load(ordering: .relaxed) { pthread_cond_wait(wakeup, sleeper) }
+            var deadline = timespec()
+            clock_gettime(CLOCK_REALTIME, &deadline)
+            deadline.tv_sec += Int(Self.idlePassNanoseconds / 1_000_000_000)
+            while !armed.load(ordering: .relaxed) {
+                if pthread_cond_timedwait(wakeup, sleeper, &deadline) == ETIMEDOUT { break }
+            }
         }
         armed.store(true, ordering: .relaxed)
         pthread_mutex_unlock(sleeper)
