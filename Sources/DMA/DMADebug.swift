@@ -110,7 +110,7 @@ extension DeviceDMA {
     /// - Throws: ``DMAError/mappingsLiveAtRemoval(_:count:)``.
     public func deviceRemoved() throws(DMAError) {
         flushDeferred()
-        releaseShadowPool(domainAlive: true)
+        releaseShadowPool(domainAlive: defaultDomainAlive)
         guard let debug else { return }
         let live = debug.removing()
         if live > 0 { throw .mappingsLiveAtRemoval(device.address, count: live) }

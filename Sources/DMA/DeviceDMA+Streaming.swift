@@ -16,11 +16,11 @@ extension DeviceDMA {
     @inline(__always)
     public func map(_ physical: PhysicalAddress, size: Int, direction: DMADirection) throws(DMAError) -> IOVirtualAddress {
         guard size > 0 else { throw Self.sizeError(size) }
-        if let reference = fastStateReference, !isClaimed,
+        if let reference = fastStateReference, !isBlocked,
            let bus = reference._withUnsafeGuaranteedRef({ mapOnePage(physical, size: UInt64(size), direction: direction, state: $0) }) {
             return IOVirtualAddress(bus)
         }
-        if let pool = fastShadowReference, !isClaimed {
+        if let pool = fastShadowReference, !isBlocked {
             let outcome = pool._withUnsafeGuaranteedRef { pool in
                 Result { () throws(DMAError) in try mapShadow(physical, length: UInt64(size), direction: direction, pool: pool) }
             }
@@ -159,11 +159,11 @@ extension DeviceDMA {
     @inline(__always)
     public func unmap(_ busAddress: IOVirtualAddress, size: Int, direction: DMADirection) throws(DMAError) {
         guard size > 0 else { throw Self.sizeError(size) }
-        if let reference = fastStateReference, !isClaimed,
+        if let reference = fastStateReference, !isBlocked,
            reference._withUnsafeGuaranteedRef({ unmapOnePage(busAddress, size: UInt64(size), state: $0) }) {
             return
         }
-        if let pool = fastShadowReference, !isClaimed {
+        if let pool = fastShadowReference, !isBlocked {
             let outcome = pool._withUnsafeGuaranteedRef { pool in
                 Result { () throws(DMAError) in try unmapShadow(busAddress, length: UInt64(size), pool: pool) }
             }

@@ -12,6 +12,11 @@ import Synchronization
 /// reserved regions) and mappings made with the domain's map/unmap; an
 /// identity domain or a device behind no IOMMU gets bus address = physical
 /// address, through a bounce pool below the mask when the buffer lies beyond it.
+///
+/// Once the device has been removed from the IOMMU-API every call that would reach its
+/// domain throws ``DMAError/deviceUnavailable(_:reason:)``: the removal may have destroyed the
+/// domain and handed its page-table pages to someone else. A call that races with the removal
+/// itself is the driver's bug, as in Linux, whose remove() must stop DMA before it returns.
 public final class DeviceDMA: Sendable {
     public let device: PCIDevice
     public let pages: PhysicalPageAllocator
@@ -29,8 +34,9 @@ public final class DeviceDMA: Sendable {
     let fastStateReference: Unmanaged<DMADomainState>?
     /// The shadow pool when its own fast path applies (no debug checking), unretained (`shadow` keeps it).
     let fastShadowReference: Unmanaged<ShadowPool>?
-    /// The group whose claim the hot path checks, unretained (`managed` keeps it alive).
-    let claimGroup: Unmanaged<IOMMUGroup>?
+    /// The device's gate, unretained (`managed` keeps it alive): the hot path checks it
+    /// (group claimed, device removed) without a retain.
+    let gate: Unmanaged<DMALayerGate>?
     /// Whether partial-page mappings are bounced: untrusted devices behind a translating IOMMU.
     let bouncesPartialPages: Bool
     let debug: DMADebugTracker?
@@ -89,7 +95,7 @@ public final class DeviceDMA: Sendable {
             || translatedState?.linuxPlacement != nil ? nil : translatedState
         fastStateReference = fastState.map { Unmanaged.passUnretained($0) }
         fastShadowReference = configuration.debugChecks ? nil : shadow.map { Unmanaged.passUnretained($0) }
-        claimGroup = managed.map { Unmanaged.passUnretained($0.group) }
+        gate = managed.map { Unmanaged.passUnretained($0.dmaLayerGate) }
         self.streamingLimit = Atomic(streamingLimit)
         slots = ThreadSlotRegistry(queueCapacity: configuration.flushQueueThreshold) { [translatedState] slot in
             translatedState?.adopt(slot)
@@ -97,9 +103,12 @@ public final class DeviceDMA: Sendable {
     }
 
     deinit {
-        releaseShadowPool(domainAlive: managed.map { !$0.group.devices.isEmpty } ?? false)
+        releaseShadowPool(domainAlive: defaultDomainAlive)
         if case let .translated(state) = route { state.forget(slots.all) }
     }
+
+    /// Whether the default domain still exists: removing a group's last device destroys it.
+    var defaultDomainAlive: Bool { managed.map { !$0.isRemoved || !$0.group.devices.isEmpty } ?? false }
 
     /// The kind of the domain the DMA layer works with for this device (nil without an IOMMU).
     public var domainKind: DomainKind? { managed?.group.defaultDomain?.kind }
@@ -142,11 +151,18 @@ public final class DeviceDMA: Sendable {
         prefers32BitAddresses && limit > 0xFFFF_FFFF ? 0xFFFF_FFFF : nil
     }
 
-    /// Whether a user other than the DMA layer owns the device's group now: one atomic load, no retain.
+    /// Whether the device's default domain is off limits now (its group is owned by another
+    /// user, or the device was removed): one atomic load, no retain.
     @inline(__always)
-    var isClaimed: Bool { claimGroup?._withUnsafeGuaranteedRef { $0.isClaimed } ?? false }
+    var isBlocked: Bool { gate?._withUnsafeGuaranteedRef { $0.isClosed } ?? false }
 
+    /// The route every call takes, checked first.
+    /// - Throws: ``DMAError/deviceUnavailable(_:reason:)`` when the device was removed from its
+    ///   IOMMU, its group is claimed, or its default domain gives no usable route.
     func checkUsable() throws(DMAError) -> Route {
+        if let managed, managed.isRemoved {
+            throw .deviceUnavailable(device.address, reason: "it was removed from its IOMMU")
+        }
         if let managed, managed.group.isClaimed {
             throw .deviceUnavailable(device.address, reason: "its group is owned by \(managed.group.owner ?? "another user")")
         }

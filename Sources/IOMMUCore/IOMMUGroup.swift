@@ -12,6 +12,8 @@ public final class IOMMUGroup: Sendable, CustomStringConvertible {
         var defaultDomain: IOMMUDomain?
         var domain: IOMMUDomain?
         var owner: String?
+        /// The devices' gates, closed while a user owns the group (removal takes a device's out).
+        var gates: [DMALayerGate] = []
     }
     let state = HostLock(State())
     let generation = Atomic<UInt64>(0)
@@ -47,6 +49,8 @@ public final class IOMMUDevice: Sendable, CustomStringConvertible {
     public let group: IOMMUGroup
     public let unitName: String
     public let reservedRegions: [ReservedRegion]
+    /// Whether the DMA layer may use the device's default domain now.
+    public let dmaLayerGate = DMALayerGate()
 
     init(device: PCIDevice, group: IOMMUGroup, unitName: String, reservedRegions: [ReservedRegion]) {
         self.device = device
@@ -56,6 +60,9 @@ public final class IOMMUDevice: Sendable, CustomStringConvertible {
     }
 
     public var address: PCIAddress { device.address }
+    /// Whether the device was removed from the IOMMU-API (``IOMMUSubsystem/removeDevice(_:)``):
+    /// its default domain may be destroyed, and nothing may map through it any more.
+    public var isRemoved: Bool { dmaLayerGate.isRemoved }
     /// The domain the device's DMA goes through right now.
     public var domain: IOMMUDomain? { group.domain }
 

@@ -73,10 +73,12 @@ public final class IOMMUSubsystem: Sendable {
             let managed = IOMMUDevice(device: device, group: group, unitName: probe.unitName, reservedRegions: regions)
             group.state.withLock { groupState in
                 groupState.devices.append(device.address)
+                groupState.gates.append(managed.dmaLayerGate)
                 if groupState.defaultDomain == nil {
                     groupState.defaultDomain = domain
                     groupState.domain = domain
                 }
+                managed.dmaLayerGate.set(DMALayerGate.claimed, groupState.owner != nil)
             }
             state.withLock { $0.devices[device.address] = managed }
             return managed
@@ -115,9 +117,12 @@ public final class IOMMUSubsystem: Sendable {
         guard let managed = state.withLock({ $0.devices.removeValue(forKey: address) }) else {
             throw .deviceNotManaged(address)
         }
+        // First: a DMA handle that outlives the device must not reach the domain destroyed below.
+        managed.dmaLayerGate.set(DMALayerGate.removed, true)
         managed.group.driver.release(managed.device)
         let empty = managed.group.state.withLock { groupState -> Bool in
             groupState.devices.removeAll { $0 == address }
+            groupState.gates.removeAll { $0 === managed.dmaLayerGate }
             return groupState.devices.isEmpty
         }
         if empty {
@@ -162,6 +167,7 @@ public final class IOMMUSubsystem: Sendable {
         group.state.withLock {
             $0.domain = domain
             $0.owner = owner
+            for gate in $0.gates { gate.set(DMALayerGate.claimed, owner != nil) }
         }
         group.claimed.store(owner != nil, ordering: .releasing)
         group.generation.add(1, ordering: .releasing)
