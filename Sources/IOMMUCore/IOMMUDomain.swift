@@ -95,6 +95,43 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
         return PhysicalAddress(found.physical.value & ~(granule - 1))
     }
 
+    /// What the generic ``map(iova:physical:size:permissions:)`` reports for a refusal a page
+    /// table's single-page path met, so a driver's ``mapGranule(iova:physical:permissions:)``
+    /// override fails exactly as the generic call would: out of the table's reach is outside the
+    /// aperture, misalignment is against the granule, an occupied entry is already mapped.
+    public final func singlePageError(_ error: PageTableError, iova: UInt64, physical: UInt64) -> IOMMUError {
+        let granule = pageSizes.smallest
+        switch error {
+        case .beyondAddressWidth: return .outsideAperture(iova: iova, size: granule, aperture: geometry.aperture)
+        case .misaligned: return .misaligned(iova: iova, physical: physical, size: granule, granule: granule)
+        case let .alreadyMapped(at): return .alreadyMapped(iova: at)
+        default: return .pageTable(error)
+        }
+    }
+
+    /// A driver's ``mapGranule(iova:physical:permissions:)`` and ``mapOwnedGranule(iova:physical:permissions:)``
+    /// overrides, for a table with a single-page fast path (`table` nil: the domain does not translate).
+    /// - Throws: as ``map(iova:physical:size:permissions:)``.
+    @inlinable @inline(__always)
+    public final func mapGranule<Table: SinglePageTable>(in table: UnretainedReference<Table>?, iova: UInt64, physical: UInt64,
+                                                         permissions: AccessPermissions, exclusive: Bool) throws(IOMMUError) {
+        guard let table else { throw .domainDoesNotTranslate(kind) }
+        do {
+            try table.use { table throws(PageTableError) in
+                try table.mapGranule(iova: iova, physical: physical, permissions: permissions, exclusive: exclusive)
+            }
+        } catch { throw singlePageError(error, iova: iova, physical: physical) }
+    }
+
+    /// A driver's ``unmapGranule(iova:gather:)`` override, for a table with a single-page fast path.
+    @inlinable @inline(__always)
+    public final func unmapGranule<Table: SinglePageTable>(in table: UnretainedReference<Table>?, iova: UInt64,
+                                                           gather: inout IOTLBGather) -> PhysicalAddress? {
+        guard let found = table?.use({ $0.unmapGranule(iova: iova) }) else { return nil }
+        gather.add(iova: iova, size: found.pageSize)
+        return found.physical
+    }
+
     // MARK: The generic API
 
     /// Maps `size` bytes at `iova` to `physical`, using the largest pages

@@ -26,6 +26,17 @@ public final class ARMLPAETable: Sendable {
     /// Page sizes this table may use, as a bitmap of sizes (bit n = 2^n bytes).
     public let pageSizes: UInt64
     private let tablePageCount = Atomic<Int>(1)
+    /// The CPU view of all of emulated memory, for the single-page fast path's
+    /// raw walk (each entry address is still checked against the memory size).
+    nonisolated(unsafe) let memoryBase: UnsafeMutableRawPointer
+    /// Level-3 tables by the block one of them covers, for the single-page fast path.
+    let leafTables: LeafTableCache
+    /// The granule's shift and the level-3 index mask, stored: the fast path would otherwise
+    /// call into the granule enum for them on every page.
+    let granuleShift: UInt64
+    let lastLevelIndexMask: UInt64
+    /// The output-address bits of a descriptor, granule-aligned.
+    let outputMask: UInt64
 
     /// Creates an empty table.
     /// - Throws: ``PageTableError/unsupportedAddressWidth(bits:)`` unless `inputAddressBits` is 25...48
@@ -42,8 +53,20 @@ public final class ARMLPAETable: Sendable {
         self.physicalAddressBits = physicalAddressBits
         startLevel = granule.startLevel(inputBits: inputAddressBits)
         pageSizes = granule.pageSizes.filter { $0 >> UInt64(inputAddressBits) == 0 }.reduce(0, |)
-        do { root = try Self.allocateTable(pageAllocator, granule) } catch { throw .memory(error) }
+        leafTables = LeafTableCache(blockShift: UInt64(granule.shift(atLevel: 2)))
+        granuleShift = UInt64(granule.shift)
+        lastLevelIndexMask = UInt64(granule.entriesPerTable - 1)
+        outputMask = ARMLPAEDescriptor.outputAddressMask & ~(granule.rawValue - 1)
+        do {
+            memoryBase = try memory.pointer(to: PhysicalAddress(0), count: memory.size)
+            root = try Self.allocateTable(pageAllocator, granule)
+        } catch {
+            leafTables.destroy()
+            throw .memory(error)
+        }
     }
+
+    deinit { leafTables.destroy() }
 
     /// Pages of 4 KiB the table occupies, the root included.
     public var tablePages: Int { tablePageCount.load(ordering: .relaxed) * Int(granule.rawValue >> 12) }
@@ -60,7 +83,7 @@ public final class ARMLPAETable: Sendable {
 
     /// The next-level table or output address a descriptor holds.
     @inline(__always)
-    func outputAddress(_ entry: UInt64) -> UInt64 { entry & ARMLPAEDescriptor.outputAddressMask & ~(granule.rawValue - 1) }
+    func outputAddress(_ entry: UInt64) -> UInt64 { entry & outputMask }
 
     @inline(__always)
     func isLeaf(_ entry: UInt64, level: Int) -> Bool {
@@ -69,13 +92,8 @@ public final class ARMLPAETable: Sendable {
 
     /// Encodes a leaf: a page at level 3 (`isPage`) or a block above it. The known-encoding tests pin this.
     public static func leafDescriptor(physical: UInt64, isPage: Bool, permissions: AccessPermissions) -> UInt64 {
-        var entry = physical & ARMLPAEDescriptor.outputAddressMask | ARMLPAEDescriptor.valid
-            | ARMLPAEDescriptor.cacheableAttributeIndex << ARMLPAEDescriptor.attributeIndexShift
-            | ARMLPAEDescriptor.unprivileged | ARMLPAEDescriptor.innerShareable | ARMLPAEDescriptor.accessFlag
-            | ARMLPAEDescriptor.notGlobal
-        if isPage { entry |= ARMLPAEDescriptor.tableOrPage }
-        if !permissions.contains(.write) { entry |= ARMLPAEDescriptor.readOnly }
-        return entry
+        let page = pageDescriptor(physical: physical, writable: permissions.contains(.write))
+        return isPage ? page : page & ~ARMLPAEDescriptor.tableOrPage
     }
 
     /// Encodes a table descriptor pointing at the next level.
@@ -105,6 +123,8 @@ public final class ARMLPAETable: Sendable {
             if found != 0, target < 3, !isLeaf(found, level: target), try isEmptyTree(outputAddress(found), level: target + 1) {
                 // An empty lower-level table left behind by earlier unmaps: replace it by the block.
                 if try memory.compareExchange64(slot, expected: found, desired: leaf) == found {
+                    // The single-page path must not reach the freed tables through what it remembers.
+                    leafTables.forget(first: iova, size: pageSize)
                     try freeTree(outputAddress(found), level: target + 1)
                     found = 0
                 }
@@ -120,7 +140,7 @@ public final class ARMLPAETable: Sendable {
     }
 
     /// Descends one level, creating the next table when it does not exist.
-    private func nextTable(from table: UInt64, iova: UInt64, level: Int) throws -> UInt64 {
+    func nextTable(from table: UInt64, iova: UInt64, level: Int) throws -> UInt64 {
         let slot = entryAddress(table, iova, level: level)
         var entry = try memory.load64(slot)
         if entry == 0 {
@@ -202,6 +222,7 @@ public final class ARMLPAETable: Sendable {
 
     /// Frees every table, the root included. The table must not be used afterwards.
     public func destroy() {
+        leafTables.forgetAll()
         try? freeTree(root.value, level: startLevel)
     }
 }

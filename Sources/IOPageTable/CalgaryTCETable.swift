@@ -17,6 +17,8 @@ public final class CalgaryTCETable: Sendable {
     public let entries: UInt64
     public let table: PhysicalAddress
     private let destroyed = Atomic<Bool>(false)
+    /// The CPU view of the table, for the single-page fast path.
+    nonisolated(unsafe) let entriesBase: UnsafeMutableRawPointer
 
     /// Allocates a zeroed table (no valid TCE) for a window of `windowBytes`,
     /// aligned to its own size as the TAR's base field requires.
@@ -31,7 +33,10 @@ public final class CalgaryTCETable: Sendable {
         sizeCode = code
         entries = CalgaryTableAddress.entries(sizeCode: code)
         let bytes = entries * 8
-        do { table = try pageAllocator.allocate(pages: bytes >> 12, alignment: bytes) } catch { throw .memory(error) }
+        do {
+            table = try pageAllocator.allocate(pages: bytes >> 12, alignment: bytes)
+            entriesBase = try memory.pointer(to: table, count: bytes)
+        } catch { throw .memory(error) }
     }
 
     public var windowBytes: UInt64 { entries << 12 }

@@ -20,6 +20,8 @@ public final class GARTTable: Sendable {
     public let table: PhysicalAddress
     public let entries: UInt64
     private let destroyed = Atomic<Bool>(false)
+    /// The CPU view of the GATT, for the single-page fast path.
+    nonisolated(unsafe) let entriesBase: UnsafeMutableRawPointer
 
     /// Allocates a zeroed GATT (every entry invalid) for an aperture.
     /// - Throws: ``PageTableError/memory(_:)`` with ``MemoryError/invalidRequest(_:)`` when the size is not a
@@ -39,7 +41,10 @@ public final class GARTTable: Sendable {
         self.apertureBase = apertureBase
         self.apertureSize = apertureSize
         entries = apertureSize >> 12
-        do { table = try pageAllocator.allocate(pages: apertureSize >> 22) } catch { throw .memory(error) }
+        do {
+            table = try pageAllocator.allocate(pages: apertureSize >> 22)
+            entriesBase = try memory.pointer(to: table, count: apertureSize >> 10)
+        } catch { throw .memory(error) }
     }
 
     /// Pages of memory the GATT occupies: four bytes per aperture page.
@@ -103,7 +108,7 @@ public final class GARTTable: Sendable {
     }
 
     @inline(__always)
-    private func index(of iova: UInt64) -> UInt64? {
+    func index(of iova: UInt64) -> UInt64? {
         guard iova >= apertureBase, iova - apertureBase < apertureSize else { return nil }
         return (iova - apertureBase) >> 12
     }

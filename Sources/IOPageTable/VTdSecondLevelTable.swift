@@ -25,7 +25,7 @@ public final class VTdSecondLevelTable: Sendable {
     /// raw walk (each entry address is still checked against the memory size).
     nonisolated(unsafe) let memoryBase: UnsafeMutableRawPointer
     /// Level-1 tables by 2 MiB block, for the single-page fast path.
-    let leafTables = VTdLeafTableCache()
+    let leafTables = LeafTableCache(blockShift: 21)
 
     /// Creates an empty table.
     /// - Throws: ``PageTableError/unsupportedPageSize(_:)`` when `levels` is not 3, 4 or 5

@@ -39,6 +39,18 @@ final class GARTDomain: IOMMUDomain, @unchecked Sendable {
 
     override func lookup(_ iova: UInt64) -> PageTableLookup? { tableReference?.use { $0.lookup(iova) } ?? nil }
 
+    override func mapGranule(iova: UInt64, physical: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
+        try mapGranule(in: tableReference, iova: iova, physical: physical, permissions: permissions, exclusive: false)
+    }
+
+    override func mapOwnedGranule(iova: UInt64, physical: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
+        try mapGranule(in: tableReference, iova: iova, physical: physical, permissions: permissions, exclusive: true)
+    }
+
+    override func unmapGranule(iova: UInt64, gather: inout IOTLBGather) -> PhysicalAddress? {
+        unmapGranule(in: tableReference, iova: iova, gather: &gather)
+    }
+
     /// The GART can only forget its whole TLB (InvGart), so every flush is global.
     override func flush(_ gather: IOTLBGather) {
         guard !gather.isEmpty else { return }

@@ -38,6 +38,18 @@ final class CalgaryDomain: IOMMUDomain, @unchecked Sendable {
 
     override func lookup(_ iova: UInt64) -> PageTableLookup? { tableReference?.use { $0.lookup(iova) } ?? nil }
 
+    override func mapGranule(iova: UInt64, physical: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
+        try mapGranule(in: tableReference, iova: iova, physical: physical, permissions: permissions, exclusive: false)
+    }
+
+    override func mapOwnedGranule(iova: UInt64, physical: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
+        try mapGranule(in: tableReference, iova: iova, physical: physical, permissions: permissions, exclusive: true)
+    }
+
+    override func unmapGranule(iova: UInt64, gather: inout IOTLBGather) -> PhysicalAddress? {
+        unmapGranule(in: tableReference, iova: iova, gather: &gather)
+    }
+
     /// Calgary invalidates a PHB's whole TCE cache when its TAR is written,
     /// so every flush rewrites the TAR of each PHB using this table.
     override func flush(_ gather: IOTLBGather) {

@@ -40,36 +40,15 @@ final class VTdDomain: IOMMUDomain, @unchecked Sendable {
     override func lookup(_ iova: UInt64) -> PageTableLookup? { tableReference?.use { $0.lookup(iova) } ?? nil }
 
     override func mapGranule(iova: UInt64, physical: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
-        try mapGranule(iova: iova, physical: physical, permissions: permissions, exclusive: false)
+        try mapGranule(in: tableReference, iova: iova, physical: physical, permissions: permissions, exclusive: false)
     }
 
     override func mapOwnedGranule(iova: UInt64, physical: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
-        try mapGranule(iova: iova, physical: physical, permissions: permissions, exclusive: true)
-    }
-
-    @inline(__always)
-    private func mapGranule(iova: UInt64, physical: UInt64, permissions: AccessPermissions,
-                            exclusive: Bool) throws(IOMMUError) {
-        guard let tableReference else { throw .domainDoesNotTranslate(kind) }
-        do {
-            try tableReference.use { table throws(PageTableError) in
-                try table.map4K(iova: iova, physical: physical, permissions: permissions, exclusive: exclusive)
-            }
-        } catch {
-            if case .beyondAddressWidth = error {
-                throw .outsideAperture(iova: iova, size: PageSize.size4K, aperture: geometry.aperture)
-            }
-            if case .misaligned = error {
-                throw .misaligned(iova: iova, physical: physical, size: PageSize.size4K, granule: PageSize.size4K)
-            }
-            throw Self.generic(error)
-        }
+        try mapGranule(in: tableReference, iova: iova, physical: physical, permissions: permissions, exclusive: true)
     }
 
     override func unmapGranule(iova: UInt64, gather: inout IOTLBGather) -> PhysicalAddress? {
-        guard let found = tableReference?.use({ $0.unmap4K(iova: iova) }) else { return nil }
-        gather.add(iova: iova, size: PageSize.size4K)
-        return found.physical
+        unmapGranule(in: tableReference, iova: iova, gather: &gather)
     }
 
     private static func generic(_ error: PageTableError) -> IOMMUError {
