@@ -207,6 +207,16 @@ public struct AMDViPageTableView: @unchecked Sendable {
         return clear(found)
     }
 
+    /// Clears the 4 KiB page mapping `iova` (found by a walk, or in `leafTable` when given) and
+    /// returns what it mapped; nil, changing nothing, when no 4 KiB page maps it (nothing, or a
+    /// larger page) or another unmap cleared it first. The DMA layer's single-page unmap.
+    @inlinable
+    public func unmapSmallestPage(iova: UInt64, inLeafTable leafTable: PhysicalAddress? = nil) -> PageTableLookup? {
+        let located = leafTable.map { locate(inLeafTable: $0, iova: iova) } ?? locate(iova)
+        guard let found = located, found.shift == 12, clear(found) != 0 else { return nil }
+        return translation(found, iova & ~0xFFF)
+    }
+
     @inlinable @inline(__always)
     func clear(_ found: Located) -> UInt64 {
         // The first entry decides who unmaps when two threads race on one page.

@@ -84,6 +84,29 @@ public final class AMDViDomain: IOMMUDomain, @unchecked Sendable {
         return view.unmap(iova: iova, pageSize: pageSize)
     }
 
+    /// The generic map's checks for one 4 KiB page, then straight to ``mapPage(iova:physical:pageSize:permissions:)``
+    /// (leaf array or walk-free view) without the range splitting.
+    public override func mapGranule(iova: UInt64, physical: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
+        let granule = PageSize.size4K
+        guard kind.translates else { throw .domainDoesNotTranslate(kind) }
+        guard (iova | physical) & (granule - 1) == 0 else {
+            throw .misaligned(iova: iova, physical: physical, size: granule, granule: granule)
+        }
+        guard geometry.aperture.contains(iova), geometry.aperture.contains(iova + (granule - 1)) else {
+            throw .outsideAperture(iova: iova, size: granule, aperture: geometry.aperture)
+        }
+        try mapPage(iova: iova, physical: physical, pageSize: granule, permissions: permissions)
+    }
+
+    /// One lookup and one clear of the 4 KiB entry (the generic version looks the page up, then walks again to unmap it).
+    public override func unmapGranule(iova: UInt64, gather: inout IOTLBGather) -> PhysicalAddress? {
+        guard let view else { return nil }
+        let leaf = leafArray?.leaf(for: iova)
+        guard let found = view.unmapSmallestPage(iova: iova, inLeafTable: leaf) else { return nil }
+        gather.add(iova: iova, size: PageSize.size4K)
+        return found.physical
+    }
+
     public override func lookup(_ iova: UInt64) -> PageTableLookup? {
         guard let view else { return nil }
         if let leafArray, let leaf = leafArray.leaf(for: iova) { return view.lookup(inLeafTable: leaf, iova: iova) }
