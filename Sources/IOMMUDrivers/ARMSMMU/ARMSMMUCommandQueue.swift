@@ -1,3 +1,4 @@
+import CSupport
 import Emulation
 
 /// The driver's side of an SMMUv3 command queue: a ring of 16-byte commands
@@ -8,88 +9,116 @@ final class ARMSMMUCommandQueue: Sendable {
     typealias Command = (word0: UInt64, word1: UInt64)
 
     let unit: ARMSMMUUnit
+    /// `unit` again, for the register writes of every submission without a retain.
+    private let unitReference: Unmanaged<ARMSMMUUnit>
     let memory: PhysicalMemory
     let base: PhysicalAddress
     let statusWord: PhysicalAddress
     let log2Entries: Int
-    private let state = HostLock<(producer: UInt64, token: UInt32)>((0, 0))
+    /// The driver's command-queue lock: held for a few stores and one register write.
+    private let queueLock = QueueLock()
+    /// PROD as the driver last published it and the last CMD_SYNC token, touched only while
+    /// `queueLock` is held; a raw pointer because a class stored property would add an exclusivity check.
+    nonisolated(unsafe) private let cursor: UnsafeMutablePointer<(producer: UInt64, token: UInt32)>
+    /// CPU views of the ring and the status word: every strict unmap writes them.
+    nonisolated(unsafe) private let ring: UnsafeMutableRawPointer
+    nonisolated(unsafe) private let status: UnsafeMutableRawPointer
 
     /// Allocates a one-page queue (256 commands) and programs CMDQ_BASE, PROD and CONS.
     /// - Throws: ``MemoryError`` when no page is free.
     init(unit: ARMSMMUUnit, pages: PhysicalPageAllocator) throws(MemoryError) {
         self.unit = unit
+        unitReference = Unmanaged.passUnretained(unit)
         memory = pages.memory
         let supported = Int((unit.readRegister(ARMSMMURegister.idr1) >> ARMSMMUIdentification.commandQueueSizeShift) & 0x1F)
         log2Entries = min(8, supported)
         base = try pages.allocate()
         statusWord = try pages.allocate()
+        ring = try memory.pointer(to: base, count: PageSize.size4K)
+        status = try memory.pointer(to: statusWord, count: 8)
+        cursor = .allocate(capacity: 1)
+        cursor.initialize(to: (0, 0))
         unit.writeRegister(ARMSMMURegister.commandQueueBase, base.value | UInt64(log2Entries))
         unit.writeRegister(ARMSMMURegister.commandQueueProducer, 0)
         unit.writeRegister(ARMSMMURegister.commandQueueConsumer, 0)
     }
 
+    deinit { cursor.deallocate() }
+
     /// Where a batch's commands go: straight into the ring, publishing PROD
     /// whenever the ring would otherwise fill up.
     struct Writer {
-        fileprivate let queue: ARMSMMUCommandQueue
+        /// Unretained: the queue outlives every batch it hands a writer to.
+        fileprivate unowned(unsafe) let queue: ARMSMMUCommandQueue
+        fileprivate let ring: UnsafeMutableRawPointer
+        fileprivate let entries: UInt64
         fileprivate var producer: UInt64
         fileprivate var pending: UInt64 = 0
 
-        /// - Throws: ``MemoryError`` when the ring is unusable or the unit stopped on a command.
+        /// - Throws: ``MemoryError`` when the unit stopped on a command while a full ring drained.
         mutating func add(_ command: Command) throws(MemoryError) {
-            let entries = UInt64(1) << UInt64(queue.log2Entries)
             // Leave room for the closing CMD_SYNC; publish and let the unit drain a full ring.
-            if pending == entries - 1 {
+            if pending == entries &- 1 {
                 try queue.publish(producer)
                 pending = 0
             }
-            let slot = queue.base + (producer & (entries - 1)) * ARMSMMUQueue.commandBytes
-            try queue.memory.store64(slot, command.word0)
-            try queue.memory.store64(slot + 8, command.word1)
-            producer = (producer + 1) & ((entries << 1) - 1)
-            pending += 1
+            let slot = ring + Int(truncatingIfNeeded: (producer & (entries &- 1)) &* ARMSMMUQueue.commandBytes)
+            csupport_store64_release(slot, command.word0.littleEndian)
+            csupport_store64_release(slot + 8, command.word1.littleEndian)
+            producer = (producer &+ 1) & ((entries &<< 1) &- 1)
+            pending &+= 1
         }
     }
 
     /// Submits the commands `emit` adds, then a CMD_SYNC, and waits for it:
-    /// when this returns the unit has carried them out. No allocation: this
-    /// runs on every strict unmap.
-    /// - Throws: ``MemoryError`` when the queue memory is unusable or the unit
-    ///   stopped on a command (the bad command is replaced by a CMD_SYNC and
-    ///   the error acknowledged, so the queue keeps working).
+    /// when this returns the unit has carried them out. No allocation and no
+    /// retain: this runs on every strict unmap.
+    /// - Throws: ``MemoryError`` when the unit stopped on a command (the bad
+    ///   command is replaced by a CMD_SYNC and the error acknowledged, so the
+    ///   queue keeps working) or did not signal the CMD_SYNC.
+    @inline(__always)
     func submit(_ emit: (inout Writer) throws(MemoryError) -> Void) throws(MemoryError) {
-        try state.withLock { (state) throws(MemoryError) in
-            var writer = Writer(queue: self, producer: state.producer)
-            defer { state.producer = writer.producer }
-            try emit(&writer)
-            state.token &+= 1
-            if state.token == 0 { state.token = 1 }
-            try memory.store64(statusWord, 0)
-            try writer.add(Self.sync(signalling: statusWord.value, token: state.token))
-            try publish(writer.producer)
-            // The emulated unit executes the queue synchronously on the PROD
-            // write; a real driver would poll the status word here.
-            guard UInt32(truncatingIfNeeded: try memory.load64(statusWord)) == state.token else {
-                throw .invalidRequest("\(unit.name): CMD_SYNC did not complete")
-            }
-        }
+        queueLock.lock()
+        defer { queueLock.unlock() }
+        var writer = Writer(queue: self, ring: ring, entries: UInt64(1) &<< UInt64(log2Entries), producer: cursor.pointee.producer)
+        defer { cursor.pointee.producer = writer.producer }
+        try emit(&writer)
+        cursor.pointee.token &+= 1
+        if cursor.pointee.token == 0 { cursor.pointee.token = 1 }
+        let token = cursor.pointee.token
+        csupport_store32_release(status, 0)
+        try writer.add(Self.sync(signalling: statusWord.value, token: token))
+        try publish(writer.producer)
+        // The emulated unit executes the queue synchronously on the PROD write; a real driver
+        // would poll the status word here. Read as the 32-bit word the unit writes.
+        guard UInt32(littleEndian: csupport_load32_acquire(status)) == token else { throw incomplete() }
     }
 
+    @inline(never)
+    private func incomplete() -> MemoryError { .invalidRequest("\(unit.name): CMD_SYNC did not complete") }
+
     /// Moves PROD and checks that the unit consumed everything.
+    @inline(__always)
     fileprivate func publish(_ producer: UInt64) throws(MemoryError) {
-        unit.writeRegister(ARMSMMURegister.commandQueueProducer, producer)
-        let consumer = unit.readRegister(ARMSMMURegister.commandQueueConsumer)
-        let error = (consumer >> ARMSMMUCommandError.shift) & 0x7F
-        guard error == 0 else {
-            let entries = UInt64(1) << UInt64(log2Entries)
-            let slot = base + (consumer & (entries - 1)) * ARMSMMUQueue.commandBytes
-            let opcode = (try? memory.load64(slot)).map { $0 & 0xFF } ?? 0
-            try memory.store64(slot, ARMSMMUCommand.sync)
-            try memory.store64(slot + 8, 0)
-            let gerror = unit.readRegister(ARMSMMURegister.globalError)
-            unit.writeRegister(ARMSMMURegister.globalErrorAck, gerror)
-            throw .invalidRequest("\(unit.name): command queue error \(error) on opcode \(hex(opcode))")
+        let consumer = unitReference._withUnsafeGuaranteedRef { unit in
+            unit.writeRegister(ARMSMMURegister.commandQueueProducer, producer)
+            return unit.readRegister(ARMSMMURegister.commandQueueConsumer)
         }
+        guard (consumer >> ARMSMMUCommandError.shift) & 0x7F == 0 else { throw stopped(consumer) }
+    }
+
+    /// The unit stopped on a command: replace it by a CMD_SYNC, acknowledge, report.
+    @inline(never)
+    private func stopped(_ consumer: UInt64) -> MemoryError {
+        let error = (consumer >> ARMSMMUCommandError.shift) & 0x7F
+        let entries = UInt64(1) << UInt64(log2Entries)
+        let slot = ring + Int((consumer & (entries - 1)) * ARMSMMUQueue.commandBytes)
+        let opcode = UInt64(littleEndian: csupport_load64_acquire(slot)) & 0xFF
+        csupport_store64_release(slot, ARMSMMUCommand.sync.littleEndian)
+        csupport_store64_release(slot + 8, 0)
+        let gerror = unit.readRegister(ARMSMMURegister.globalError)
+        unit.writeRegister(ARMSMMURegister.globalErrorAck, gerror)
+        return .invalidRequest("\(unit.name): command queue error \(error) on opcode \(hex(opcode))")
     }
 
     static func sync(signalling address: UInt64, token: UInt32) -> Command {

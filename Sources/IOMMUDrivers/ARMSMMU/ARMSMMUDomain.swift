@@ -51,19 +51,23 @@ final class ARMSMMUDomain: IOMMUDomain, @unchecked Sendable {
     /// Every unit a stream was ever attached to the domain through. The unit's
     /// TLB tags entries by ASID, not by stream, so they outlive a detach: unmaps
     /// must still be invalidated there, or a re-attach would meet stale entries.
-    private let units = HostLock<[ObjectIdentifier: ARMSMMUDriver.UnitState]>([:])
+    private let units = AttachedUnits<ARMSMMUDriver.UnitState>()
+    /// `context`'s ASID and granule, for the invalidation path: binding the context would
+    /// retain its table and allocator on every strict unmap.
+    private let asid: UInt16
+    private let granule: ARMTranslationGranule
 
     init(kind: DomainKind, context: Context?, pageSizes: PageSizeSet) {
         self.context = context
         tableReference = context.map { UnretainedReference($0.table) }
+        asid = context?.asid ?? 0
+        granule = context?.granule ?? .size4K
         let aperture: ClosedRange<UInt64> = context == nil ? 0...UInt64.max : 0...((1 << UInt64(ARMSMMUDriver.inputAddressBits)) - 1)
         super.init(kind: kind, geometry: DomainGeometry(aperture: aperture, outside: .blocked, enforcesAperture: true),
                    pageSizes: pageSizes, driverName: ARMSMMUDriver.driverName)
     }
 
-    func use(_ state: ARMSMMUDriver.UnitState) {
-        units.withLock { $0[ObjectIdentifier(state)] = state }
-    }
+    func use(_ state: ARMSMMUDriver.UnitState) { units.add(ObjectIdentifier(state), state) }
 
     override func mapPage(iova: UInt64, physical: UInt64, pageSize: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
         guard let tableReference else { throw .domainDoesNotTranslate(kind) }
@@ -102,8 +106,8 @@ final class ARMSMMUDomain: IOMMUDomain, @unchecked Sendable {
     /// commands when the unit has them (SMMUv3.2 RIL), one command per granule
     /// otherwise, the whole ASID when that would take too many commands.
     override func flush(_ gather: IOTLBGather) {
-        guard !gather.isEmpty, let context else { return }
-        let granule = context.granule
+        guard !gather.isEmpty, tableReference != nil else { return }
+        let granule = granule, asid = asid
         let first = gather.first & ~(granule.rawValue - 1)
         let count = ((gather.last - first) >> UInt64(granule.shift)) + 1
         submitToUnits { state, writer throws(MemoryError) in
@@ -114,24 +118,25 @@ final class ARMSMMUDomain: IOMMUDomain, @unchecked Sendable {
                 while remaining > 0 {
                     let scale = UInt64(remaining.trailingZeroBitCount)
                     let number = (remaining >> scale) & 31
-                    try writer.add(ARMSMMUCommandQueue.invalidateAddress(address, asid: context.asid,
+                    try writer.add(ARMSMMUCommandQueue.invalidateAddress(address, asid: asid,
                                                                   range: (granule, number, scale)))
                     address &+= (number << scale) << UInt64(granule.shift)
                     remaining -= number << scale
                 }
             } else if count <= Self.addressInvalidationLimit {
                 for page in 0..<count {
-                    try writer.add(ARMSMMUCommandQueue.invalidateAddress(first + page << UInt64(granule.shift), asid: context.asid))
+                    try writer.add(ARMSMMUCommandQueue.invalidateAddress(first + page << UInt64(granule.shift), asid: asid))
                 }
             } else {
-                try writer.add(ARMSMMUCommandQueue.invalidateASID(context.asid))
+                try writer.add(ARMSMMUCommandQueue.invalidateASID(asid))
             }
         }
     }
 
     override func flushAll() {
-        guard let context else { return }
-        submitToUnits { _, writer throws(MemoryError) in try writer.add(ARMSMMUCommandQueue.invalidateASID(context.asid)) }
+        guard tableReference != nil else { return }
+        let asid = asid
+        submitToUnits { _, writer throws(MemoryError) in try writer.add(ARMSMMUCommandQueue.invalidateASID(asid)) }
     }
 
     /// Frees the table and CD after making every unit it was used on forget the ASID,
@@ -143,18 +148,8 @@ final class ARMSMMUDomain: IOMMUDomain, @unchecked Sendable {
         try? context.pages.free(context.descriptor)
     }
 
+    @inline(__always)
     private func submitToUnits(_ emit: (ARMSMMUDriver.UnitState, inout ARMSMMUCommandQueue.Writer) throws(MemoryError) -> Void) {
-        units.withLock { Self.submit(to: &$0, emit) }
-    }
-
-    /// Out of line on purpose: as an `inout` parameter the locked dictionary is known to be
-    /// unaliased, so iterating it retains no element around each submission (inlined into the
-    /// lock's body, the optimizer retained every unit state and queue per command).
-    @inline(never)
-    private static func submit(to units: inout [ObjectIdentifier: ARMSMMUDriver.UnitState],
-                               _ emit: (ARMSMMUDriver.UnitState, inout ARMSMMUCommandQueue.Writer) throws(MemoryError) -> Void) {
-        for state in units.values {
-            try? state.commands.submit { writer throws(MemoryError) in try emit(state, &writer) }
-        }
+        units.forEach { state in try? state.commands.submit { writer throws(MemoryError) in try emit(state, &writer) } }
     }
 }

@@ -13,7 +13,7 @@ final class VTdDomain: IOMMUDomain, @unchecked Sendable {
     let tableReference: UnretainedReference<VTdSecondLevelTable>?
     /// The invalidation queues of the units this domain is attached through,
     /// read on every strict unmap without a lock.
-    let units = VTdUnitQueueList()
+    let units = AttachedUnits<VTdInvalidationQueue>()
 
     init(kind: DomainKind, domainID: UInt16, table: VTdSecondLevelTable?, pageSizes: PageSizeSet) {
         self.domainID = domainID
@@ -63,64 +63,22 @@ final class VTdDomain: IOMMUDomain, @unchecked Sendable {
         guard !gather.isEmpty else { return }
         let firstPage = gather.first >> 12, lastPage = gather.last >> 12
         if firstPage == lastPage { // one page, every strict single-page unmap: AM = 0
-            units.submit(VTdInvalidationQueue.iotlbPage(domain: domainID, address: gather.first, addressMask: 0))
+            submit(VTdInvalidationQueue.iotlbPage(domain: domainID, address: gather.first, addressMask: 0))
             return
         }
         var mask = 64 - (lastPage - firstPage).leadingZeroBitCount
         while mask < 52, firstPage >> UInt64(mask) != lastPage >> UInt64(mask) { mask += 1 }
         let descriptor = mask > 18 ? VTdInvalidationQueue.iotlbDomain(domainID)
             : VTdInvalidationQueue.iotlbPage(domain: domainID, address: gather.first, addressMask: mask)
-        units.submit(descriptor)
+        submit(descriptor)
     }
 
-    override func flushAll() { units.submit(VTdInvalidationQueue.iotlbDomain(domainID)) }
-
-    override func destroy() { table?.destroy() }
-}
-
-/// The units a domain is attached through. Attachments only add (a unit
-/// stays listed once a device behind it used the domain, which at worst
-/// costs a spare invalidation), so readers need one acquire load and no lock.
-final class VTdUnitQueueList: Sendable {
-    static let capacity = 16
-    private let owners = HostLock<[ObjectIdentifier: VTdInvalidationQueue]>([:])
-    /// Unretained queue references published with release stores (CSupport atomics on raw words).
-    nonisolated(unsafe) private let slots: UnsafeMutableRawPointer =
-        .allocate(byteCount: VTdUnitQueueList.capacity * 8, alignment: 8)
-
-    deinit { slots.deallocate() }
-    private let count = Atomic<Int>(0)
-    private let overflow = HostLock<[VTdInvalidationQueue]>([])
-
-    /// Adds `queue` once; the dictionary keeps it alive for the raw slots.
-    func add(_ unit: ObjectIdentifier, _ queue: VTdInvalidationQueue) {
-        owners.withLock { owners in
-            guard owners[unit] == nil else { return }
-            owners[unit] = queue
-            let index = count.load(ordering: .relaxed)
-            if index < Self.capacity {
-                csupport_store64_release(slots + index * 8,
-                                         UInt64(UInt(bitPattern: Unmanaged.passUnretained(queue).toOpaque())))
-                count.store(index + 1, ordering: .releasing)
-            } else {
-                overflow.withLock { $0.append(queue) }
-            }
-        }
-    }
-
-    var isEmpty: Bool { count.load(ordering: .acquiring) == 0 }
+    override func flushAll() { submit(VTdInvalidationQueue.iotlbDomain(domainID)) }
 
     @inline(__always)
-    func submit(_ descriptor: VTdInvalidationQueue.Descriptor) {
-        let listed = count.load(ordering: .acquiring)
-        for index in 0..<listed {
-            let bits = UInt(csupport_load64_acquire(slots + index * 8))
-            // The owners dictionary keeps the queue alive: no retain around the call.
-            Unmanaged<VTdInvalidationQueue>.fromOpaque(UnsafeRawPointer(bitPattern: bits).unsafelyUnwrapped)
-                ._withUnsafeGuaranteedRef { try? $0.submitAndWait(descriptor) }
-        }
-        if listed == Self.capacity {
-            for queue in overflow.withLock({ $0 }) { try? queue.submitAndWait(descriptor) }
-        }
+    private func submit(_ descriptor: VTdInvalidationQueue.Descriptor) {
+        units.forEach { try? $0.submitAndWait(descriptor) }
     }
+
+    override func destroy() { table?.destroy() }
 }

@@ -16,10 +16,9 @@ final class VTdInvalidationQueue: Sendable {
     let base: PhysicalAddress
     let statusWord: PhysicalAddress
     let entries = 256 // a power of two: the tail wraps with a mask
-    /// The driver's queue lock (Linux's qi->q_lock spinlock): held for a few
-    /// stores and one register write, so spinning is cheaper than a futex.
-    private let locked = Atomic<Bool>(false)
-    /// Tail and wait token, touched only while `locked` is held; a raw
+    /// The driver's queue lock (Linux's qi->q_lock spinlock).
+    private let queueLock = QueueLock()
+    /// Tail and wait token, touched only while `queueLock` is held; a raw
     /// pointer because a class stored property would add an exclusivity check.
     nonisolated(unsafe) private let cursor: UnsafeMutablePointer<(tail: Int, token: UInt32)>
 
@@ -44,21 +43,6 @@ final class VTdInvalidationQueue: Sendable {
 
     deinit { cursor.deallocate() }
 
-    @inline(__always)
-    private func lock() {
-        var spins = 0
-        while locked.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged == false {
-            // Wait on plain loads: a compare-and-swap per round would steal the line from the holder.
-            while locked.load(ordering: .relaxed) {
-                spins &+= 1
-                if spins & 1023 == 0 { sched_yield() } else { csupport_spin_hint() }
-            }
-        }
-    }
-
-    @inline(__always)
-    private func unlock() { locked.store(false, ordering: .releasing) }
-
     typealias Descriptor = (low: UInt64, high: UInt64)
 
     /// Submits one or two descriptors followed by a wait descriptor and
@@ -66,8 +50,8 @@ final class VTdInvalidationQueue: Sendable {
     /// No allocation: this runs on every strict unmap.
     /// - Throws: ``MemoryError`` when the queue memory is unusable or the unit did not complete the wait.
     func submitAndWait(_ first: Descriptor, _ second: Descriptor? = nil) throws(MemoryError) {
-        lock()
-        defer { unlock() }
+        queueLock.lock()
+        defer { queueLock.unlock() }
         cursor.pointee.token &+= 1
         if cursor.pointee.token == 0 { cursor.pointee.token = 1 }
         let token = cursor.pointee.token
