@@ -15,7 +15,7 @@ public final class AMDViDomain: IOMMUDomain, @unchecked Sendable {
     public let table: AMDViPageTable?
     private let view: AMDViPageTableView?
     let leafArray: AMDViLeafArray?
-    let queues = HostLock<[ObjectIdentifier: AMDViCommandQueue]>([:])
+    let queues = AttachedUnits<AMDViCommandQueue>()
 
     init(kind: DomainKind, domainID: UInt16, table: AMDViPageTable?, pageSizes: PageSizeSet, leafArray: Bool) {
         self.domainID = domainID
@@ -122,9 +122,8 @@ public final class AMDViDomain: IOMMUDomain, @unchecked Sendable {
 
     public override func destroy() { table?.destroy() }
 
+    @inline(__always)
     private func submit(_ command: AMDViCommandQueue.Command) {
-        queues.withLock { queues in
-            for queue in queues.values { try? queue.submitAndWait(command) }
-        }
+        queues.forEach { try? $0.submitAndWait(command) }
     }
 }

@@ -32,7 +32,7 @@ extension AMDViDriver {
         let key = "\(scope.unit.name)/\(device.busRequester.requesterID)"
         _ = blockedDevices.withLock { domain.kind == .blocked ? $0.insert(key).inserted : $0.remove(key) != nil }
         try write(first, second, for: device, in: state)
-        domain.queues.withLock { $0[ObjectIdentifier(scope.unit)] = state.queue }
+        domain.queues.add(ObjectIdentifier(scope.unit), state.queue)
     }
 
     public func release(_ device: PCIDevice) {
