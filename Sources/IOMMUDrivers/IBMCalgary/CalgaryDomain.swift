@@ -11,10 +11,14 @@ final class CalgaryDomain: IOMMUDomain, @unchecked Sendable {
     let tableReference: UnretainedReference<CalgaryTCETable>?
     /// The PHBs whose TAR points at this domain's table, keyed by PHB identity.
     let phbs = HostLock<[ObjectIdentifier: CalgaryDriver.PHBState]>([:])
+    /// The TAR value for `table` (its address and size code), nil without a table: kept so
+    /// that a flush binds neither the table nor anything else it would retain.
+    private let tableAddressRegister: UInt64?
 
     init(kind: DomainKind, table: CalgaryTCETable?) {
         self.table = table
         tableReference = table.map { UnretainedReference($0) }
+        tableAddressRegister = table?.tableAddressRegister
         let aperture: ClosedRange<UInt64> = table.map { 0...($0.windowBytes - 1) } ?? 0...UInt64.max
         super.init(kind: kind, geometry: DomainGeometry(aperture: aperture, outside: .blocked, enforcesAperture: true),
                    pageSizes: PageSizeSet([PageSize.size4K]), driverName: CalgaryDriver.driverName)
@@ -58,10 +62,15 @@ final class CalgaryDomain: IOMMUDomain, @unchecked Sendable {
     }
 
     override func flushAll() {
-        guard let table else { return }
-        phbs.withLock { phbs in
-            for phb in phbs.values { phb.writeTableAddress(table.tableAddressRegister) }
-        }
+        guard let tableAddressRegister else { return }
+        phbs.withLock { Self.rewrite(&$0, tableAddressRegister) }
+    }
+
+    /// Out of line on purpose: as an `inout` parameter the locked dictionary is known to be
+    /// unaliased, so iterating it retains no PHB around each register write.
+    @inline(never)
+    private static func rewrite(_ phbs: inout [ObjectIdentifier: CalgaryDriver.PHBState], _ value: UInt64) {
+        for phb in phbs.values { phb.writeTableAddress(value) }
     }
 
     override func destroy() { table?.destroy() }
