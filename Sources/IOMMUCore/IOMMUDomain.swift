@@ -109,11 +109,40 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
         }
     }
 
+    /// A driver's ``mapPage(iova:physical:pageSize:permissions:)`` override, for a domain that
+    /// maps through `table` (nil: the domain does not translate).
+    /// - Throws: ``IOMMUError/domainDoesNotTranslate(_:)``, ``IOMMUError/alreadyMapped(iova:)``, ``IOMMUError/pageTable(_:)``.
+    @inlinable
+    public final func mapPage<Table: DomainPageTable>(in table: UnretainedReference<Table>?, iova: UInt64, physical: UInt64,
+                                                      pageSize: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
+        guard let table, kind.translates else { throw .domainDoesNotTranslate(kind) }
+        do {
+            try table.use { table throws(PageTableError) in
+                try table.map(iova: iova, physical: physical, pageSize: pageSize, permissions: permissions)
+            }
+        } catch {
+            if case let .alreadyMapped(at) = error { throw .alreadyMapped(iova: at) }
+            throw .pageTable(error)
+        }
+    }
+
+    /// A driver's ``unmapPage(iova:pageSize:)`` override, for a domain that maps through `table`.
+    @inlinable
+    public final func unmapPage<Table: DomainPageTable>(in table: UnretainedReference<Table>?, iova: UInt64, pageSize: UInt64) -> UInt64 {
+        table?.use { $0.unmap(iova: iova, pageSize: pageSize) } ?? 0
+    }
+
+    /// A driver's ``lookup(_:)`` override, for a domain that maps through `table`.
+    @inlinable
+    public final func lookup<Table: DomainPageTable>(in table: UnretainedReference<Table>?, _ iova: UInt64) -> PageTableLookup? {
+        table?.use { $0.lookup(iova) } ?? nil
+    }
+
     /// A driver's ``mapGranule(iova:physical:permissions:)`` and ``mapOwnedGranule(iova:physical:permissions:)``
     /// overrides, for a table with a single-page fast path (`table` nil: the domain does not translate).
     /// - Throws: as ``map(iova:physical:size:permissions:)``.
     @inlinable @inline(__always)
-    public final func mapGranule<Table: SinglePageTable>(in table: UnretainedReference<Table>?, iova: UInt64, physical: UInt64,
+    public final func mapGranule<Table: DomainPageTable>(in table: UnretainedReference<Table>?, iova: UInt64, physical: UInt64,
                                                          permissions: AccessPermissions, exclusive: Bool) throws(IOMMUError) {
         guard let table else { throw .domainDoesNotTranslate(kind) }
         do {
@@ -125,7 +154,7 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
 
     /// A driver's ``unmapGranule(iova:gather:)`` override, for a table with a single-page fast path.
     @inlinable @inline(__always)
-    public final func unmapGranule<Table: SinglePageTable>(in table: UnretainedReference<Table>?, iova: UInt64,
+    public final func unmapGranule<Table: DomainPageTable>(in table: UnretainedReference<Table>?, iova: UInt64,
                                                            gather: inout IOTLBGather) -> PhysicalAddress? {
         guard let found = table?.use({ $0.unmapGranule(iova: iova) }) else { return nil }
         gather.add(iova: iova, size: found.pageSize)

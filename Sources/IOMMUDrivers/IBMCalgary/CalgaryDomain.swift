@@ -25,22 +25,12 @@ final class CalgaryDomain: IOMMUDomain, @unchecked Sendable {
     }
 
     override func mapPage(iova: UInt64, physical: UInt64, pageSize: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
-        guard let tableReference, kind.translates else { throw .domainDoesNotTranslate(kind) }
-        do {
-            try tableReference.use { table throws(PageTableError) in
-                try table.map(iova: iova, physical: physical, pageSize: pageSize, permissions: permissions)
-            }
-        } catch {
-            if case let .alreadyMapped(at) = error { throw .alreadyMapped(iova: at) }
-            throw .pageTable(error)
-        }
+        try mapPage(in: tableReference, iova: iova, physical: physical, pageSize: pageSize, permissions: permissions)
     }
 
-    override func unmapPage(iova: UInt64, pageSize: UInt64) -> UInt64 {
-        tableReference?.use { $0.unmap(iova: iova, pageSize: pageSize) } ?? 0
-    }
+    override func unmapPage(iova: UInt64, pageSize: UInt64) -> UInt64 { unmapPage(in: tableReference, iova: iova, pageSize: pageSize) }
 
-    override func lookup(_ iova: UInt64) -> PageTableLookup? { tableReference?.use { $0.lookup(iova) } ?? nil }
+    override func lookup(_ iova: UInt64) -> PageTableLookup? { lookup(in: tableReference, iova) }
 
     override func mapGranule(iova: UInt64, physical: UInt64, permissions: AccessPermissions) throws(IOMMUError) {
         try mapGranule(in: tableReference, iova: iova, physical: physical, permissions: permissions, exclusive: false)
