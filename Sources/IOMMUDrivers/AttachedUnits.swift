@@ -11,7 +11,8 @@ final class AttachedUnits<Member: AnyObject & Sendable>: Sendable {
     /// Keeps every member alive for the raw slots, and makes adding idempotent.
     private let owners = HostLock<[ObjectIdentifier: Member]>([:])
     /// Unretained member references published with release stores (CSupport atomics on raw words).
-    nonisolated(unsafe) private let slots: UnsafeMutableRawPointer = .allocate(byteCount: 16 * 8, alignment: 8)
+    nonisolated(unsafe) private let slots: UnsafeMutableRawPointer =
+        .allocate(byteCount: AttachedUnits<Member>.capacity * 8, alignment: 8)
     private let count = Atomic<Int>(0)
     private let overflow = HostLock<[Member]>([])
 

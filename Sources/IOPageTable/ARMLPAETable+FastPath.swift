@@ -5,8 +5,7 @@ import Emulation
 /// encodings and results as ``ARMLPAETable/map(iova:physical:pageSize:permissions:)`` and
 /// ``ARMLPAETable/unmap(iova:pageSize:)`` with the granule as the page size, but walking with
 /// raw atomic loads and the remembered level-3 tables, without intermediate errors or optionals
-/// (Linux's io-pgtable-arm walks from the top on every call; the 4 KiB map+unmap pair it costs
-/// is the yardstick).
+/// (Linux's io-pgtable-arm walks from the top on every call).
 extension ARMLPAETable {
     /// Maps one page of the table's granule. With `exclusive` the caller owns `iova` until it
     /// unmaps it, and the descriptor is installed with a check and a store rather than a
