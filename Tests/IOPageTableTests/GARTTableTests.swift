@@ -91,7 +91,7 @@ import Testing
 
     /// The single-page path shares each 64-bit word between two entries too: racing maps and
     /// unmaps of the two halves never undo each other.
-    @Test func concurrentSinglePageCallsOnNeighbouringEntriesAreNotLost() async throws {
+    @Test func concurrentMapsAndUnmapsOfTheSinglePagePathAreNotLost() async throws {
         let table = try Self.table()
         await withTaskGroup(of: Void.self) { group in
             for parity in 0..<2 as Range<UInt64> {
