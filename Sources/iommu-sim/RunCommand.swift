@@ -88,7 +88,7 @@ struct RunCommand: ParsableCommand {
             if let driver = platformOptions.driver { arguments += ["--driver", driver] }
             if let policy = platformOptions.policy { arguments += ["--policy", policy] }
             if json { arguments.append("--json") }
-            var attack = try AttackCommand.parse(arguments)
+            let attack = try AttackCommand.parse(arguments)
             try attack.run()
             return
         }
