@@ -22,7 +22,8 @@ extension IOVAAllocator {
                 if let pfn = cachedAllocate(tc, order: order, granules: granules, limitPfn: pp, preferred: true) {
                     return pfn << shift
                 }
-                if let pfn = treeAllocate(granules: granules, limitPfn: pp, sizeAligned: true, order: order) {
+                if let pfn = windowAllocate(tc, granules: granules, limitPfn: pp, order: order)
+                    ?? treeAllocate(granules: granules, limitPfn: pp, sizeAligned: true, order: order) {
                     cacheMisses.add(1, ordering: .relaxed)
                     treePreferredHits.add(1, ordering: .relaxed)
                     return pfn << shift
@@ -33,6 +34,7 @@ extension IOVAAllocator {
                 return pfn << shift
             }
             cacheMisses.add(1, ordering: .relaxed)
+            if let pfn = windowAllocate(tc, granules: granules, limitPfn: limitPfn, order: order) { return pfn << shift }
             return try slowAllocate(size: size, limit: limit, granules: granules, limitPfn: limitPfn,
                                     sizeAligned: true, order: order) << shift
         }
@@ -108,5 +110,15 @@ extension IOVAAllocator {
             }
         }
         try treeFree(address: address, size: size, pfn: pfn, granules: granules)
+    }
+}
+
+extension IOVAAllocator {
+    /// A cacheable block from the tree below the thread's refill window (``IOVAOptions/threadWindowGranules``),
+    /// nil for the first thread, with windows off, or when the space below the window has none.
+    func windowAllocate(_ tc: UnsafeMutablePointer<ThreadCache>, granules: UInt64, limitPfn: UInt64, order: Int) -> UInt64? {
+        let offset = tc.pointee.window &* options.threadWindowGranules
+        guard offset != 0, limitPfn >= firstPfn, limitPfn - firstPfn > offset else { return nil }
+        return treeAllocate(granules: granules, limitPfn: limitPfn - offset, sizeAligned: true, order: order)
     }
 }

@@ -17,6 +17,8 @@ struct ThreadCache: ~Copyable {
     let allocatorID: UInt64
     let core: UnsafeMutablePointer<AllocatorCore>
     let thread: pthread_t
+    /// The thread's refill window (its arrival order modulo the window count), see ``IOVAOptions/threadWindowGranules``.
+    let window: UInt64
     /// `loaded` magazine of class k at 2k, `previous` at 2k + 1.
     @usableFromInline let magazines: UnsafeMutablePointer<Magazine>
     /// Everything that changes. Kept out of this struct so that the owner writing it is never
@@ -34,7 +36,8 @@ struct ThreadCache: ~Copyable {
     static let tableOffset = 256
     @inlinable static var sizeTableOffset: Int { 384 }
 
-    static func create(allocatorID: UInt64, core: UnsafeMutablePointer<AllocatorCore>, fullFence: Bool) -> UnsafeMutablePointer<ThreadCache> {
+    static func create(allocatorID: UInt64, core: UnsafeMutablePointer<AllocatorCore>, window: UInt64,
+                       fullFence: Bool) -> UnsafeMutablePointer<ThreadCache> {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: blockBytes, alignment: 128)
         let state = (raw + stateOffset).bindMemory(to: CacheState.self, capacity: 1)
         state.initialize(to: CacheState())
@@ -47,7 +50,7 @@ struct ThreadCache: ~Copyable {
         }
         let p = raw.bindMemory(to: ThreadCache.self, capacity: 1)
         p.initialize(to: ThreadCache(stealing: Atomic(fullFence ? fenceBit : 0), allocatorID: allocatorID, core: core,
-                                     thread: pthread_self(), magazines: table, state: state))
+                                     thread: pthread_self(), window: window, magazines: table, state: state))
         return p
     }
 

@@ -22,6 +22,8 @@ struct CacheRef: @unchecked Sendable {
 /// were retired (their thread exited).
 struct CacheRegistry: Sendable {
     var caches: ContiguousArray<CacheRef> = []
+    /// Caches created so far: a new one's arrival order, for its refill window.
+    var created: UInt64 = 0
     var retiredHits: UInt64 = 0
     var retiredPreferredHits: UInt64 = 0
 }
@@ -137,7 +139,11 @@ extension IOVAAllocator {
             }
         }
         if found == nil {
-            let tc = ThreadCache.create(allocatorID: id, core: core,
+            let window = registry.withLock { registry -> UInt64 in
+                defer { registry.created &+= 1 }
+                return registry.created % UInt64(options.threadWindowCount)
+            }
+            let tc = ThreadCache.create(allocatorID: id, core: core, window: window,
                                         fullFence: options.forceFullFences || !AsymmetricFence.available)
             registry.withLock { $0.caches.append(CacheRef(pointer: tc)) }
             if st.pointee.count == st.pointee.capacity {

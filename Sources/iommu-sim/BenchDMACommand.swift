@@ -14,6 +14,9 @@ struct BenchDMAOptions: ParsableArguments {
     @Option(name: .long, help: "A fixed number of map+unmap pairs per thread instead of a duration.")
     var iterations: Int?
 
+    @Option(name: .long, help: "Seconds every thread maps and unmaps untimed before all start timing together (duration runs only).")
+    var warmup: Double = 0.25
+
     @Option(name: .long, help: "4 KiB pages per mapping.")
     var pages: Int = 1
 
@@ -55,6 +58,8 @@ struct BenchDMAOptions: ParsableArguments {
         options.threads = threads
         options.seconds = seconds
         options.iterations = iterations
+        guard warmup >= 0, warmup <= 60 else { throw ValidationError("--warmup must be in [0, 60]") }
+        options.warmupSeconds = warmup
         options.pages = pages
         options.direction = chosenDirection
         options.policies = policies

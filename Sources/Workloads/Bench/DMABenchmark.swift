@@ -16,6 +16,10 @@ public enum DMABenchmark {
         public var seconds: Double = 1
         /// A fixed number of map+unmap pairs per thread (deterministic: for callgrind).
         public var iterations: Int?
+        /// Duration runs only: every thread maps and unmaps untimed this long, then all start
+        /// timing at once. The first tenths of a second of a run with several threads are slower
+        /// on a virtual machine (its host places the virtual CPUs), and caches and magazines fill.
+        public var warmupSeconds: Double = 0.25
         public var pages: Int = 1
         public var direction: DMADirection = .bidirectional
         public var policies: [Policy] = [.strict, .lazy, .shadow]
@@ -110,8 +114,11 @@ public enum DMABenchmark {
             try nic.unmap(warm, size: size, direction: options.direction)
 
             let perThread = buffers
+            let start = StartBarrier(threads: options.threads)
             let samples = try ThreadRunner.run(threads: options.threads) { index in
-                Swift.Result { () throws(DMAError) in try measure(nic, buffer: perThread[index], size: size, options: options) }
+                Swift.Result { () throws(DMAError) in
+                    try measure(nic, buffer: perThread[index], size: size, options: options, start: start)
+                }
             }
             nic.flushDeferred()
             let window = nic.lazyWindow
@@ -134,10 +141,21 @@ public enum DMABenchmark {
         var elapsed: UInt64 = 0
     }
 
-    static func measure(_ nic: DeviceDMA, buffer: PhysicalAddress, size: Int, options: Options) throws(DMAError) -> ThreadSamples {
+    static func measure(_ nic: DeviceDMA, buffer: PhysicalAddress, size: Int, options: Options,
+                        start barrier: StartBarrier) throws(DMAError) -> ThreadSamples {
         var samples = ThreadSamples()
         let batch = max(1, options.batch)
         var bus = [IOVirtualAddress](repeating: IOVirtualAddress(0), count: batch)
+        if options.iterations == nil, options.warmupSeconds > 0 {
+            let warm = now() + UInt64(options.warmupSeconds * 1e9)
+            try bus.withUnsafeMutableBufferPointer { bus throws(DMAError) in
+                while now() < warm {
+                    for slot in 0..<batch { bus[slot] = try nic.map(buffer, size: size, direction: options.direction) }
+                    for slot in 0..<batch { try nic.unmap(bus[slot], size: size, direction: options.direction) }
+                }
+            }
+        }
+        barrier.arriveAndWait()
         let deadline = now() + UInt64(options.seconds * 1e9)
         let start = now()
         var remaining = options.iterations ?? Int.max

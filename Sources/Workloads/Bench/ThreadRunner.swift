@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import DMA
+import Synchronization
 
 /// Runs one benchmark body per thread on plain POSIX threads (no Foundation,
 /// no executor between the measurement and the CPU) and collects the results.
@@ -47,5 +48,18 @@ enum ThreadRunner {
             }
         }
         return outputs
+    }
+}
+
+/// Lets the benchmark threads start timing together: each arrives, then spins until all have.
+final class StartBarrier: Sendable {
+    private let threads: Int
+    private let arrived = Atomic<Int>(0)
+
+    init(threads: Int) { self.threads = max(1, threads) }
+
+    func arriveAndWait() {
+        arrived.add(1, ordering: .acquiringAndReleasing)
+        while arrived.load(ordering: .acquiring) < threads { sched_yield() }
     }
 }
